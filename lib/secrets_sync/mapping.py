@@ -1,0 +1,321 @@
+"""The mapping: parsed from YAML or JSON, validated against the JSON Schema, normalised to specs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema.exceptions import ValidationError, best_match
+
+from .errors import InputError
+
+MANAGED_BY = ("ManagedBy", "secrets-sync")
+REPOSITORY_TAG = "secrets-sync:repository"
+RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG})
+MAX_TAGS = 50
+MAX_NAME = 512
+SCHEMA_FILE = "secrets-sync.schema.json"
+
+_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+_ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
+_FIELDS = ("keys", "value", "description", "tags", "kms-key-id", "replica-regions", "k8s")
+
+
+@dataclass(frozen=True)
+class K8sTarget:
+    secret: str
+    namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """One secret as the mapping asks for it; it holds source names, never values."""
+
+    key: str
+    name: str
+    fields: tuple[tuple[str, str], ...]  # (JSON key, source) of a JSON secret
+    value_source: str | None  # the source of a plain-string secret
+    description: str | None
+    tags: tuple[tuple[str, str], ...]  # default-tags overlaid with the secret's own
+    kms_key_id: str | None
+    replica_regions: tuple[str, ...]
+    k8s: K8sTarget | None
+
+    @property
+    def is_json(self) -> bool:
+        return self.value_source is None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        if self.value_source is not None:
+            return (self.value_source,)
+        return tuple(dict.fromkeys(src for _, src in self.fields))
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.fields)
+
+
+@dataclass(frozen=True)
+class SecretMapping:
+    specs: tuple[SecretSpec, ...]
+    warnings: tuple[str, ...]
+
+
+# Parsing --------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML in which every scalar is a string (the mapping holds only names) and a
+    key given twice is an error instead of a silent overwrite."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - replaces the inherited table
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
+    loader.flatten_mapping(node)
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise _DuplicateOrBadKey(key_node, "a key is a list or a mapping",
+                                     "write each key as a plain name.")
+        if key in out:
+            raise _DuplicateOrBadKey(key_node, f"the key {key!r} appears twice",
+                                     "give each name once; a later entry does not override "
+                                     "an earlier one.")
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _DuplicateOrBadKey(yaml.YAMLError):
+    def __init__(self, node: yaml.Node, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+        self.mark = node.start_mark
+
+
+def parse_document(text: str, origin: str) -> Any:
+    """YAML or JSON text to plain data; errors give the line and column but quote nothing."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except _DuplicateOrBadKey as exc:
+        where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}"
+        raise InputError(origin, f"{where}: {exc.problem}.", exc.fix) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise InputError(origin, f"{where}not valid YAML or JSON ({exc.problem or exc.context}).",
+                         "check the indentation and quoting; the README shows each shape."
+                         ) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise InputError(origin, f"not valid YAML or JSON ({type(exc).__name__}).",
+                         "check the syntax; the README shows each shape.") from None
+
+
+# Validation -----------------------------------------------------------------------------
+
+
+@cache
+def schema() -> dict[str, Any]:
+    packaged = resources.files("secrets_sync").joinpath(SCHEMA_FILE)
+    if packaged.is_file():
+        data: dict[str, Any] = json.loads(packaged.read_text(encoding="utf-8"))
+        return data
+    checkout = Path(__file__).resolve().parents[2] / "schema" / SCHEMA_FILE
+    data = json.loads(checkout.read_text(encoding="utf-8"))
+    return data
+
+
+@cache
+def _validator(ref: str = "") -> jsonschema.protocols.Validator:
+    root = schema()
+    target = {"$ref": f"#/$defs/{ref}", "$defs": root["$defs"]} if ref else root
+    cls = jsonschema.validators.validator_for(root)
+    return cls(target)
+
+
+def _place(origin: str, path: Iterable[Any]) -> str:
+    place = origin
+    for part in path:
+        place += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return place
+
+
+def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
+    """(path, problem, fix) for one schema error, in the words a user of the mapping needs."""
+    path = list(error.absolute_path)
+    schema_path = list(error.relative_schema_path)
+    kind, inst = error.validator, error.instance
+    shapes = "use `NAME: SOURCE`, `NAME: [SOURCE, ...]`, or a mapping with `keys:` or `value:`."
+    if "propertyNames" in schema_path:
+        if "tags" in path or (path and path[-1] == "tags") or kind == "not":
+            if kind == "not":
+                return path, f"tag key {inst!r} uses the prefix `aws:`, which AWS reserves.", \
+                    "rename the tag."
+            return path, f"tag key {inst!r} is empty or longer than 128 characters.", \
+                "use a tag key of 1 to 128 characters."
+        if kind == "maxLength" and "jsonKey" not in str(error.schema):
+            return path, f"the name {str(inst)[:40]!r}... is longer than {MAX_NAME} characters.", \
+                "shorten it."
+        if not path:
+            return path, f"{inst!r} is not a valid secret name.", \
+                "use 1 to 512 characters of A-Z a-z 0-9 / _ + = . @ -."
+        return path, f"JSON key {inst!r} is empty or too long.", "use 1 to 1024 characters."
+    if kind == "type" and not path:
+        return path, "the mapping is not a mapping of secret names.", \
+            "write one `name: SOURCE` line per secret; the README shows each shape."
+    if kind == "minProperties" and not path:
+        return path, "the mapping has no secrets.", "add at least one `name: SOURCE` line."
+    if kind == "pattern" and isinstance(inst, str) and error.validator_value.startswith("^[A-Za-z_]"):
+        if inst == "":
+            return path, "no source name is given.", f"{shapes}"
+        return path, f"{inst!r} is not a source name.", \
+            "name a key of `values` or a variable of the step's env: letters, digits and _, " \
+            "not starting with a digit (as GitHub secret names are)."
+    if kind == "additionalProperties" and isinstance(inst, dict):
+        extra = sorted(set(inst) - set(_FIELDS))
+        return path, f"unknown field {', '.join(map(repr, extra))}.", \
+            f"use only {', '.join(_FIELDS)}."
+    if kind == "not" and isinstance(inst, dict):
+        return path, "has both `keys` and `value`.", \
+            "use `keys` for a JSON secret or `value` for a plain-string secret, not both."
+    if kind == "anyOf" and isinstance(inst, dict):
+        return path, "has neither `keys` nor `value`.", \
+            "add `keys:` (a JSON secret) or `value: SOURCE` (a plain-string secret)."
+    if kind == "type" and "spec" in str(schema_path):
+        return path, "is not a source name, a list or a mapping.", shapes
+    if kind == "type":
+        return path, f"must be a {error.validator_value}.", shapes
+    if kind == "minItems":
+        return path, "is an empty list.", "list at least one source."
+    if kind == "uniqueItems":
+        return path, "lists the same entry twice.", "list each entry once."
+    if kind in ("minProperties",):
+        return path, "is empty.", "give at least one `json_key: SOURCE`."
+    if kind == "maxProperties":
+        return path, f"has more than {error.validator_value} tags.", \
+            f"AWS allows {MAX_TAGS} tags on a secret, ours included."
+    if kind == "maxLength":
+        return path, f"is longer than {error.validator_value} characters.", "shorten it."
+    if kind == "minLength":
+        return path, "is empty.", "give a value, or leave the field out."
+    if kind == "required":
+        return path, f"{error.message.split(' ')[0]} is missing.", "add it."
+    if kind == "pattern" and path and path[-1] in ("secret", "namespace"):
+        return path, f"{inst!r} is not a Kubernetes name.", \
+            "use lower-case letters, digits and '-' (and '.' in a secret name)."
+    if kind == "pattern" and len(path) >= 2 and path[-2] == "replica-regions":
+        return path, f"{inst!r} is not an AWS region name.", "use a code such as `eu-west-1`."
+    return path, error.message + ".", shapes
+
+
+def _check(instance: Any, origin: str, ref: str = "") -> None:
+    error = best_match(_validator(ref).iter_errors(instance))
+    if error is not None:
+        path, problem, fix = _explain(error)
+        raise InputError(_place(origin, path), problem, fix)
+
+
+def _check_tags(tags: Mapping[str, str], place: str) -> None:
+    for key, value in tags.items():
+        if key in RESERVED_TAGS:
+            raise InputError(f"{place}.{key}", "this tag is set by secrets-sync itself.",
+                             "remove it; every secret gets ManagedBy=secrets-sync and "
+                             "secrets-sync:repository.")
+        if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(value):
+            raise InputError(f"{place}.{key}", "has characters AWS does not allow in tags.",
+                             "use letters, digits, spaces and _ . : / = + - @.")
+    if len(tags) + len(RESERVED_TAGS) > MAX_TAGS:
+        raise InputError(place, f"{len(tags)} tags plus the 2 of secrets-sync exceed {MAX_TAGS}.",
+                         "use fewer tags.")
+
+
+def parse_default_tags(text: str) -> dict[str, str]:
+    data = parse_document(text or "{}", "input `default-tags`")
+    if data in ("", None):
+        data = {}
+    _check(data, "input `default-tags`", "tags")
+    _check_tags(data, "input `default-tags`")
+    return dict(data)
+
+
+def load_mapping(
+    text: str,
+    origin: str,
+    *,
+    name_prefix: str = "",
+    default_tags: Mapping[str, str] | None = None,
+    kms_key_id: str | None = None,
+) -> SecretMapping:
+    """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix."""
+    data = parse_document(text, origin)
+    if data in ("", None):
+        raise InputError(origin, "the mapping is empty.", "add at least one `name: SOURCE` line.")
+    _check(data, origin)
+    specs: list[SecretSpec] = []
+    warnings: list[str] = []
+    for key, entry in data.items():
+        place = _place(origin, [key])
+        name = name_prefix + key
+        if len(name) > MAX_NAME:
+            raise InputError(place, f"with the prefix the name is {len(name)} characters long.",
+                             f"keep name-prefix plus name within {MAX_NAME} characters.")
+        if _ARN_SUFFIX_LOOKALIKE.search(name):
+            warnings.append(
+                f"{name}: ends in '-' and six characters, like the random suffix of a secret "
+                "ARN; a partial ARN lookup may match the wrong secret. Consider another name.")
+        specs.append(_spec(key, name, entry, place, default_tags or {}, kms_key_id))
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise InputError(origin, f"two entries name the secret {spec.name!r}.",
+                             "give each secret once.")
+        seen.add(spec.name)
+    return SecretMapping(tuple(specs), tuple(warnings))
+
+
+def _spec(
+    key: str,
+    name: str,
+    entry: Any,
+    place: str,
+    default_tags: Mapping[str, str],
+    default_kms: str | None,
+) -> SecretSpec:
+    if isinstance(entry, str):
+        entry = {"keys": [entry]}
+    elif isinstance(entry, list):
+        entry = {"keys": entry}
+    keys = entry.get("keys")
+    fields: tuple[tuple[str, str], ...] = ()
+    if isinstance(keys, list):
+        fields = tuple((src, src) for src in keys)
+    elif isinstance(keys, dict):
+        fields = tuple(keys.items())
+    tags = {**default_tags, **entry.get("tags", {})}
+    _check_tags(tags, f"{place}.tags")
+    k8s = entry.get("k8s")
+    return SecretSpec(
+        key=key,
+        name=name,
+        fields=fields,
+        value_source=entry.get("value"),
+        description=entry.get("description"),
+        tags=tuple(sorted(tags.items())),
+        kms_key_id=entry.get("kms-key-id") or default_kms,
+        replica_regions=tuple(entry.get("replica-regions", ())),
+        k8s=K8sTarget(k8s["secret"], k8s.get("namespace", "default")) if k8s else None,
+    )

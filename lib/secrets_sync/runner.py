@@ -1,0 +1,150 @@
+"""The runner adapter: every byte this action writes for the GitHub Actions runner goes through here.
+
+It wraps actions-toolkit's command escaping and output delimiter format, and adds what that
+package lacks: a stream we can hand in, a step-summary writer, masking that also redacts our
+own lines, and typing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from actions_toolkit.command import Command
+from actions_toolkit.file_command import prepare_key_value_message
+
+REDACTED = "***"
+# Values shorter than this are still masked by the runner, but not replaced in our own lines:
+# replacing "1" or "ab" everywhere would garble ARNs without protecting anything.
+_MIN_REDACT = 4
+
+
+class Runner:
+    """Writes workflow commands, outputs and the step summary for one run."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        in_actions: bool,
+        output_path: Path | None = None,
+        summary_path: Path | None = None,
+        debug: bool = False,
+    ) -> None:
+        self._stream = stream
+        self.in_actions = in_actions
+        self.output_path = output_path
+        self.summary_path = summary_path
+        self.debug_enabled = debug
+        self._secrets: set[str] = set()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], stream: TextIO) -> Runner:
+        def path(name: str) -> Path | None:
+            value = env.get(name, "")
+            return Path(value) if value else None
+
+        return cls(
+            stream,
+            in_actions=env.get("GITHUB_ACTIONS") == "true",
+            output_path=path("GITHUB_OUTPUT"),
+            summary_path=path("GITHUB_STEP_SUMMARY"),
+            debug=env.get("RUNNER_DEBUG") == "1",
+        )
+
+    # Masks -------------------------------------------------------------------------------
+
+    def add_mask(self, value: str) -> None:
+        """Register a value with the runner (inside Actions) and with our own redaction."""
+        # The JSON-escaped form is how a value stands inside a JSON secret string.
+        escaped = json.dumps(value)[1:-1]
+        pieces = [value, escaped, *(line.strip() for line in value.splitlines())]
+        for piece in pieces:
+            if not piece or piece in self._secrets:
+                continue
+            self._secrets.add(piece)
+            if self.in_actions:
+                self._write(str(Command("add-mask", {}, piece)))
+
+    def add_masks(self, values: Iterable[str]) -> None:
+        for value in values:
+            self.add_mask(value)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if len(secret) >= _MIN_REDACT and secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    # Log lines and annotations -----------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        for line in message.splitlines() or [""]:
+            self._write(self.redact(line))
+
+    def debug(self, message: str) -> None:
+        if not self.debug_enabled:
+            return
+        if self.in_actions:
+            self._command("debug", message)
+        else:
+            self.info(f"debug: {message}")
+
+    def notice(self, message: str, title: str = "") -> None:
+        self._annotation("notice", message, title)
+
+    def warning(self, message: str, title: str = "") -> None:
+        self._annotation("warning", message, title)
+
+    def error(self, message: str, title: str = "") -> None:
+        self._annotation("error", message, title)
+
+    def _annotation(self, kind: str, message: str, title: str) -> None:
+        if self.in_actions:
+            self._command(kind, message, {"title": title} if title else {})
+        else:
+            prefix = f"{kind}: {title}: " if title else f"{kind}: "
+            self.info(prefix + message)
+
+    @contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        if self.in_actions:
+            self._command("group", name)
+        try:
+            yield
+        finally:
+            if self.in_actions:
+                self._command("endgroup", "")
+
+    def _command(self, name: str, message: str, properties: dict[str, str] | None = None) -> None:
+        props = {k: self.redact(v) for k, v in (properties or {}).items()}
+        self._write(str(Command(name, props, self.redact(message))))
+
+    def _write(self, line: str) -> None:
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+    # Outputs and step summary ------------------------------------------------------------
+
+    def set_outputs(self, outputs: Mapping[str, str]) -> bool:
+        """Append outputs in the runner's delimiter format; False when there is no output file."""
+        if self.output_path is None:
+            return False
+        text = "".join(
+            prepare_key_value_message(name, self.redact(value)) + os.linesep
+            for name, value in outputs.items()
+        )
+        with self.output_path.open("a", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        return True
+
+    def append_summary(self, markdown: str) -> bool:
+        if self.summary_path is None:
+            return False
+        with self.summary_path.open("a", encoding="utf-8", newline="") as fh:
+            fh.write(self.redact(markdown))
+        return True

@@ -1,0 +1,308 @@
+"""Inputs and environment, read once into a frozen Settings; nothing below reads os.environ."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Input:
+    """One action input: action.yml, the CLI flag, the README row and the default come from here."""
+
+    name: str
+    default: str | None
+    description: str
+
+    @property
+    def env_name(self) -> str:
+        # The runner keeps hyphens: input `name-prefix` arrives as INPUT_NAME-PREFIX.
+        return "INPUT_" + self.name.replace(" ", "_").upper()
+
+
+INPUTS: tuple[Input, ...] = (
+    Input("secrets", None, "The mapping of secret names to source names, inline YAML or JSON. "
+          "One of `secrets` or `secrets-file` is required."),
+    Input("secrets-file", None, "Path, relative to the workspace, of a YAML or JSON file holding "
+          "the mapping."),
+    Input("values", "{}", "JSON object of source values, e.g. another step's output. A source "
+          "name not in it is looked up in the step's `env:`."),
+    Input("aws-region", None, "AWS region. Defaults to `AWS_REGION`, then `AWS_DEFAULT_REGION`."),
+    Input("role-to-assume", None, "ARN of the IAM role to assume with GitHub's OIDC token (or "
+          "with ambient credentials when no OIDC token is available)."),
+    Input("role-session-name", "secrets-sync", "Session name of the assumed role."),
+    Input("role-duration-seconds", "900", "Lifetime of the role session, 900 to 43200 seconds."),
+    Input("audience", "sts.amazonaws.com", "Audience of the OIDC token."),
+    Input("name-prefix", "", "Prepended to every mapping key to form the secret name."),
+    Input("default-tags", "{}", "YAML or JSON mapping of tags for every secret; per-secret "
+          "`tags` win."),
+    Input("kms-key-id", None, "KMS key for new secrets (per-secret `kms-key-id` wins). "
+          "Defaults to the account's `aws/secretsmanager` key."),
+    Input("missing", "fail", "A source value that is absent or empty: `fail` (nothing is "
+          "written) or `skip` (that secret is left untouched and reported)."),
+    Input("adopt-existing", "true", "Take over an existing secret that lacks the secrets-sync "
+          "tags (tag it, update its value). `false`: report it as a conflict."),
+    Input("prune", "false", "Delete secrets under `name-prefix` that this repository's syncs "
+          "manage and that are no longer in the mapping."),
+    Input("recovery-window-days", "7", "Recovery window of pruned secrets, 7 to 30 days."),
+    Input("max-deletions", "10", "A prune that would delete more secrets than this fails "
+          "without deleting any."),
+    Input("dry-run", "false", "Compute and report the plan; make no write call."),
+    Input("max-concurrency", "8", "Parallel AWS calls, 1 to 64."),
+    Input("eso-manifests", None, "Workspace path of a file to write External Secrets Operator "
+          "manifests to, for secrets with `k8s` in the mapping."),
+    Input("eso-secret-store", "aws-secrets-manager", "Name of the ESO secret store the "
+          "manifests refer to."),
+    Input("eso-secret-store-kind", "ClusterSecretStore", "`ClusterSecretStore` or `SecretStore`."),
+    Input("eso-refresh-interval", "1h", "`refreshInterval` of the ExternalSecrets."),
+)
+INPUT_BY_NAME = {i.name: i for i in INPUTS}
+
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]*$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_DURATION = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mapping_text: str
+    mapping_origin: str  # "input `secrets`" or the file path: where mapping errors point
+    values: Mapping[str, str] = field(repr=False)
+    region: str
+    role_to_assume: str | None
+    role_session_name: str
+    role_duration_seconds: int
+    audience: str
+    name_prefix: str
+    default_tags_text: str
+    kms_key_id: str | None
+    missing: Literal["fail", "skip"]
+    adopt_existing: bool
+    prune: bool
+    recovery_window_days: int
+    max_deletions: int
+    dry_run: bool
+    max_concurrency: int
+    eso_manifests: Path | None
+    eso_secret_store: str
+    eso_secret_store_kind: str
+    eso_refresh_interval: str
+    repository: str
+    workspace: Path
+    endpoints: Mapping[str, str]
+    timeout_seconds: float
+
+
+def raw_inputs(env: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each input's text: a CLI flag wins over INPUT_*, and an empty value means the default."""
+    out: dict[str, str] = {}
+    for spec in INPUTS:
+        value = (overrides or {}).get(spec.name)
+        if value is None:
+            value = env.get(spec.env_name, "")
+        if value.strip() == "" and spec.default is not None:
+            value = spec.default
+        out[spec.name] = value
+    return out
+
+
+def _bad(name: str, problem: str, fix: str) -> InputError:
+    return InputError(f"input `{name}`", problem, fix)
+
+
+def parse_bool(name: str, text: str) -> bool:
+    try:
+        return _BOOL[text.strip()]
+    except KeyError:
+        raise _bad(name, f"{text.strip()!r} is not a boolean.", "use `true` or `false`.") from None
+
+
+def parse_int(name: str, text: str, low: int, high: int) -> int:
+    stripped = text.strip()
+    if not re.fullmatch(r"[0-9]+", stripped):
+        raise _bad(name, f"{stripped!r} is not a whole number.", f"use a number from {low} to {high}.")
+    number = int(stripped)
+    if not low <= number <= high:
+        raise _bad(name, f"{number} is out of range.", f"use a number from {low} to {high}.")
+    return number
+
+
+def _optional(text: str) -> str | None:
+    return text.strip() or None
+
+
+def parse_values(text: str) -> dict[str, str]:
+    """The `values` input: a JSON object of strings. Errors name keys, never values."""
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise _bad("values", f"key {key!r} appears twice.", "give each source once.")
+            seen[key] = value
+        return seen
+
+    try:
+        data = json.loads(text or "{}", object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        # The message of JSONDecodeError quotes no input, only the position.
+        raise _bad(
+            "values",
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
+            "pass a JSON object, e.g. `${{ toJSON(secrets) }}` or a step's JSON output.",
+        ) from None
+    if not isinstance(data, dict):
+        raise _bad("values", f"is a JSON {type(data).__name__}, not an object.",
+                   'pass a JSON object such as {"NAME": "value"}.')
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise _bad("values", f"the value of {key!r} is not a string.",
+                       "give every source value as a JSON string.")
+    return data
+
+
+def _workspace_path(name: str, text: str, workspace: Path) -> Path:
+    path = (workspace / text.strip()).resolve()
+    if not path.is_relative_to(workspace.resolve()):
+        raise _bad(name, f"{text.strip()!r} points outside the workspace.",
+                   "give a path inside the repository checkout.")
+    return path
+
+
+def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
+    """Validate every input and the environment facts the run needs. Makes no network call."""
+    raw = raw_inputs(env, overrides)
+    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
+
+    inline, file_text = raw["secrets"], raw["secrets-file"].strip()
+    if inline.strip() and file_text:
+        raise _bad("secrets", "both `secrets` and `secrets-file` are set.", "give only one of them.")
+    if inline.strip():
+        mapping_text, origin = inline, "secrets"
+    elif file_text:
+        path = _workspace_path("secrets-file", file_text, workspace)
+        try:
+            mapping_text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise _bad("secrets-file", f"{file_text!r} does not exist in the workspace.",
+                       "check the path, and that the job checks out the repository "
+                       "(actions/checkout) before this step.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _bad("secrets-file", f"{file_text!r} cannot be read ({type(exc).__name__}).",
+                       "give a UTF-8 YAML or JSON file.") from None
+        origin = file_text
+    else:
+        raise _bad("secrets", "no mapping was given.",
+                   "set `secrets:` to the mapping, or `secrets-file:` to a file holding it.")
+
+    region = (raw["aws-region"].strip() or env.get("AWS_REGION", "").strip()
+              or env.get("AWS_DEFAULT_REGION", "").strip())
+    if not region:
+        raise _bad("aws-region", "no region is set.",
+                   "add `aws-region: us-east-1` (your region) under `with:`, or set AWS_REGION.")
+    if not _REGION.fullmatch(region):
+        raise _bad("aws-region", f"{region!r} is not an AWS region name.",
+                   "use a region code such as `us-east-1`.")
+
+    role = _optional(raw["role-to-assume"])
+    if role is not None and not _ROLE_ARN.fullmatch(role):
+        raise _bad("role-to-assume", f"{role!r} is not an IAM role ARN.",
+                   "use the form arn:aws:iam::123456789012:role/NAME.")
+    session_name = raw["role-session-name"].strip()
+    if not _SESSION_NAME.fullmatch(session_name):
+        raise _bad("role-session-name", f"{session_name!r} is not a valid session name.",
+                   "use 2 to 64 characters of letters, digits and _+=,.@-.")
+    audience = raw["audience"].strip()
+    if not audience:
+        raise _bad("audience", "is empty.", "leave it out to use sts.amazonaws.com.")
+
+    prefix = raw["name-prefix"].strip()
+    if not _PREFIX.fullmatch(prefix) or len(prefix) > 511:
+        raise _bad("name-prefix", f"{prefix!r} is not a valid secret name prefix.",
+                   "use at most 511 characters of A-Z a-z 0-9 / _ + = . @ -.")
+
+    missing = raw["missing"].strip()
+    if missing not in ("fail", "skip"):
+        raise _bad("missing", f"{missing!r} is not a choice.", "use `fail` or `skip`.")
+
+    kind = raw["eso-secret-store-kind"].strip()
+    if kind not in ("ClusterSecretStore", "SecretStore"):
+        raise _bad("eso-secret-store-kind", f"{kind!r} is not a store kind.",
+                   "use `ClusterSecretStore` or `SecretStore`.")
+    store = raw["eso-secret-store"].strip()
+    if not _K8S_NAME.fullmatch(store):
+        raise _bad("eso-secret-store", f"{store!r} is not a Kubernetes object name.",
+                   "use lower-case letters, digits, '-' and '.'.")
+    interval = raw["eso-refresh-interval"].strip()
+    if not _DURATION.fullmatch(interval):
+        raise _bad("eso-refresh-interval", f"{interval!r} is not a duration.",
+                   "use a Go duration such as `1h`, `15m` or `30s`.")
+    eso_text = raw["eso-manifests"].strip()
+    eso_path = _workspace_path("eso-manifests", eso_text, workspace) if eso_text else None
+
+    repository = env.get("GITHUB_REPOSITORY", "").strip()
+    if not _REPOSITORY.fullmatch(repository):
+        raise InputError("GITHUB_REPOSITORY", f"{repository!r} is not OWNER/REPO.",
+                         "run inside GitHub Actions, or set GITHUB_REPOSITORY=owner/repo.")
+
+    timeout_text = env.get("SECRETS_SYNC_TIMEOUT", "").strip() or "30"
+    try:
+        timeout = float(timeout_text)
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 600:
+        raise InputError("SECRETS_SYNC_TIMEOUT", f"{timeout_text!r} is not a number of seconds.",
+                         "use a number from 1 to 600, or unset it.")
+
+    return Settings(
+        mapping_text=mapping_text,
+        mapping_origin=origin,
+        values=parse_values(raw["values"]),
+        region=region,
+        role_to_assume=role,
+        role_session_name=session_name,
+        role_duration_seconds=parse_int("role-duration-seconds", raw["role-duration-seconds"],
+                                        900, 43200),
+        audience=audience,
+        name_prefix=prefix,
+        default_tags_text=raw["default-tags"],
+        kms_key_id=_optional(raw["kms-key-id"]),
+        missing="fail" if missing == "fail" else "skip",
+        adopt_existing=parse_bool("adopt-existing", raw["adopt-existing"]),
+        prune=parse_bool("prune", raw["prune"]),
+        recovery_window_days=parse_int("recovery-window-days", raw["recovery-window-days"], 7, 30),
+        max_deletions=parse_int("max-deletions", raw["max-deletions"], 0, 100000),
+        dry_run=parse_bool("dry-run", raw["dry-run"]),
+        max_concurrency=parse_int("max-concurrency", raw["max-concurrency"], 1, 64),
+        eso_manifests=eso_path,
+        eso_secret_store=store,
+        eso_secret_store_kind=kind,
+        eso_refresh_interval=interval,
+        repository=repository,
+        workspace=workspace,
+        endpoints=endpoint_urls(env),
+        timeout_seconds=timeout,
+    )
+
+
+def endpoint_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """The standard AWS_ENDPOINT_URL variables, resolved per service as the SDKs do."""
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return {}
+    out: dict[str, str] = {}
+    for service, suffix in (("secretsmanager", "SECRETS_MANAGER"), ("sts", "STS")):
+        url = env.get(f"AWS_ENDPOINT_URL_{suffix}") or env.get("AWS_ENDPOINT_URL")
+        if url:
+            out[service] = url
+    return out

@@ -1,0 +1,78 @@
+"""Source values: looked up by name in `values`, then in the step's environment, and built into
+the secret strings the mapping asks for."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .mapping import SecretSpec
+
+MAX_SECRET_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A secret as it should be in AWS. `secret_string` is None when a source is missing and the
+    run skips it; it is kept out of repr so that no traceback or log can show it."""
+
+    spec: SecretSpec
+    secret_string: str | None = field(repr=False)
+    missing: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def build_secret_string(spec: SecretSpec, values: Mapping[str, str]) -> str:
+    if spec.value_source is not None:
+        return values[spec.value_source]
+    # Compact, like Terraform's jsonencode; comparisons are made on the parsed JSON anyway.
+    return json.dumps({k: values[src] for k, src in spec.fields}, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def lookup(
+    specs: tuple[SecretSpec, ...], given: Mapping[str, str], env: Mapping[str, str]
+) -> dict[str, str]:
+    """Each named source's value: `values` first, then the environment. Empty counts as absent."""
+    found: dict[str, str] = {}
+    for name in {src for spec in specs for src in spec.sources}:
+        value = given.get(name) or env.get(name) or ""
+        if value:
+            found[name] = value
+    return found
+
+
+def resolve(
+    specs: tuple[SecretSpec, ...], values: Mapping[str, str], *, missing: str
+) -> tuple[Desired, ...]:
+    """The desired secrets, from the values `lookup` found. With missing=fail, any absent source
+    stops the run before AWS."""
+    wanted = {src for spec in specs for src in spec.sources}
+    absent = sorted(wanted - values.keys())
+    if absent and missing == "fail":
+        example = "\n".join(f"    {n}: ${{{{ secrets.{n} }}}}" for n in absent[:3])
+        raise InputError(
+            "sources",
+            f"no value (absent or empty) for {', '.join(absent)}; nothing was written.",
+            "hand each value to the step by name:\n  env:\n" + example + "\n"
+            "Check that the repository or environment secret exists and is not empty, "
+            "or set `missing: skip` to leave such secrets untouched.",
+        )
+    out: list[Desired] = []
+    for spec in specs:
+        gaps = tuple(src for src in spec.sources if src not in values)
+        if gaps:
+            out.append(Desired(spec, None, gaps))
+            continue
+        text = build_secret_string(spec, values)
+        size = len(text.encode("utf-8"))
+        if size > MAX_SECRET_BYTES:
+            raise InputError(spec.name, f"the secret string is over {MAX_SECRET_BYTES} bytes.",
+                             "AWS allows no more; split it into several secrets.")
+        out.append(Desired(spec, text))
+    return tuple(out)

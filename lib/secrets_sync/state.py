@@ -1,0 +1,167 @@
+"""Reading what Secrets Manager holds now, with as few calls as the API allows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from .errors import AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+BATCH_SIZE = 20  # BatchGetSecretValue takes at most 20 ids a call
+PAGE_SIZE = 100  # ListSecrets returns at most 100 a page
+
+
+@dataclass(frozen=True)
+class Current:
+    """A secret as Secrets Manager has it. The value is kept out of repr."""
+
+    name: str
+    arn: str
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    deleted: bool = False
+    rotation_enabled: bool = False
+    replica_regions: tuple[str, ...] | None = None  # None: not read
+    version_id: str | None = None
+    secret_string: str | None = field(default=None, repr=False)
+    read_error: str | None = None  # why the value could not be read
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__
+
+
+def describe_error(exc: BaseException) -> str:
+    """An AWS error as a short line: code and AWS's message, which never holds a value."""
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        return f"{error_code(exc)}: {message}".rstrip(": ")
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+
+
+def _from_entry(entry: Any) -> Current:
+    return Current(
+        name=entry["Name"],
+        arn=entry["ARN"],
+        description=entry.get("Description"),
+        tags={t["Key"]: t["Value"] for t in entry.get("Tags", [])},
+        deleted=entry.get("DeletedDate") is not None,
+        rotation_enabled=bool(entry.get("RotationEnabled")),
+        replica_regions=(
+            tuple(r["Region"] for r in entry["ReplicationStatus"])
+            if "ReplicationStatus" in entry else None
+        ),
+    )
+
+
+def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
+    """Every secret whose name starts with prefix, planned deletions included.
+
+    ListSecrets' name filter is a case-insensitive prefix match, so names are matched exactly
+    here."""
+    kwargs: dict[str, Any] = {"IncludePlannedDeletion": True, "MaxResults": PAGE_SIZE}
+    if prefix:
+        kwargs["Filters"] = [{"Key": "name", "Values": [prefix]}]
+    found: dict[str, Current] = {}
+    try:
+        while True:
+            page = client.list_secrets(**kwargs)
+            for entry in page.get("SecretList", []):
+                if entry["Name"].startswith(prefix):
+                    found[entry["Name"]] = _from_entry(entry)
+            token = page.get("NextToken")
+            if not token:
+                return found
+            kwargs["NextToken"] = token
+    except ClientError as exc:
+        raise AwsError("ListSecrets", f"cannot list the secrets under {prefix!r} "
+                       f"({describe_error(exc)}).",
+                       "grant secretsmanager:ListSecrets to the role (see `secrets-sync "
+                       "iam-policy`).") from None
+
+
+def _chunks(items: Sequence[Current], size: int) -> Iterator[Sequence[Current]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Current]:
+    """Values of up to 20 secrets in one call; per-secret errors fall back to GetSecretValue."""
+    try:
+        answer = client.batch_get_secret_value(SecretIdList=[c.arn for c in chunk])
+    except ClientError as exc:
+        if error_code(exc) not in ("AccessDeniedException", "AccessDenied"):
+            raise
+        # Denied for the batch call: the role may still hold GetSecretValue.
+        return [read_value(client, c) for c in chunk]
+    by_arn = {v["ARN"]: v for v in answer.get("SecretValues", [])}
+    out = []
+    for current in chunk:
+        got = by_arn.get(current.arn)
+        if got is None:
+            out.append(read_value(client, current))
+        elif "SecretString" in got:
+            out.append(replace(current, version_id=got.get("VersionId"),
+                               secret_string=got["SecretString"]))
+        else:  # a binary secret: any string we write differs from it
+            out.append(replace(current, version_id=got.get("VersionId")))
+    return out
+
+
+def read_value(client: SecretsManagerClient, current: Current) -> Current:
+    try:
+        got = client.get_secret_value(SecretId=current.arn)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            # Created, but no version yet (or gone since ListSecrets): nothing to compare with.
+            return current
+        return replace(current, read_error=describe_error(exc))
+    return replace(current, version_id=got.get("VersionId"),
+                   secret_string=got.get("SecretString"))
+
+
+def read_values(
+    client: SecretsManagerClient, currents: Iterable[Current], executor: ThreadPoolExecutor
+) -> dict[str, Current]:
+    """The values of the given live secrets, BatchGetSecretValue chunks run in parallel."""
+    live = [c for c in currents if not c.deleted]
+    out: dict[str, Current] = {}
+    try:
+        for result in executor.map(lambda chunk: _batch(client, chunk),
+                                   _chunks(live, BATCH_SIZE)):
+            out.update((c.name, c) for c in result)
+    except ClientError as exc:
+        raise AwsError("BatchGetSecretValue", f"cannot read the current values "
+                       f"({describe_error(exc)}).",
+                       "grant secretsmanager:BatchGetSecretValue and GetSecretValue on the "
+                       "secrets (see `secrets-sync iam-policy`).") from None
+    return out
+
+
+def read_replicas(client: SecretsManagerClient, current: Current) -> Current:
+    """ListSecrets does not say where a secret is replicated; DescribeSecret does."""
+    answer = client.describe_secret(SecretId=current.arn)
+    regions = tuple(r["Region"] for r in answer.get("ReplicationStatus", []))
+    return replace(current, replica_regions=regions)
+
+
+def read_one(client: SecretsManagerClient, name: str) -> Current | None:
+    """One secret afresh, for a create that lost a race or a retry after a transient failure."""
+    try:
+        entry = client.describe_secret(SecretId=name)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    current = _from_entry(entry)
+    return current if current.deleted else read_value(client, current)
+

@@ -1,0 +1,126 @@
+"""What a run tells its user: the plan lines, the step outputs and the step summary.
+
+Everything here is built from names, actions, ARNs and key names; no value reaches it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from .apply import Result
+from .plan import WRITES, Action
+
+OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("arns", "JSON object: full secret name to ARN, for every secret of the mapping that exists "
+             "after the run."),
+    ("created", "JSON array of the names of created secrets."),
+    ("updated", "JSON array of the names of secrets whose value, tags, description or replicas "
+                "were updated, or that were restored."),
+    ("unchanged", "JSON array of the names of secrets that needed no write."),
+    ("deleted", "JSON array of the names of pruned secrets (scheduled for deletion)."),
+    ("skipped", "JSON array of the names of secrets left untouched for a missing source "
+                "(`missing: skip`)."),
+    ("failed", "JSON array of the names of secrets that failed or are in conflict."),
+    ("changed", "`true` if anything was written (in a dry run: would be written)."),
+    ("results", "JSON array of `{name, action, arn, version_id, error}`, one per secret."),
+    ("manifests", "Path of the written External Secrets Operator manifests, when `k8s` is used."),
+)
+
+_BUCKETS = {
+    Action.CREATE: "created",
+    Action.UPDATE: "updated",
+    Action.TAG: "updated",
+    Action.RESTORE: "updated",
+    Action.UNCHANGED: "unchanged",
+    Action.DELETE: "deleted",
+    Action.SKIP: "skipped",
+}
+
+
+def bucket(result: Result) -> str:
+    return "failed" if result.error or result.action is Action.CONFLICT else _BUCKETS[result.action]
+
+
+def changed(results: Sequence[Result]) -> bool:
+    return any(r.action in WRITES and r.ok for r in results)
+
+
+def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[str, str]:
+    names: dict[str, list[str]] = {b: [] for b in
+                                   ("created", "updated", "unchanged", "deleted", "skipped",
+                                    "failed")}
+    for r in results:
+        names[bucket(r)].append(r.name)
+    arns = {r.name: r.arn for r in results
+            if r.arn and r.action is not Action.DELETE and r.step.desired is not None}
+    out = {"arns": json.dumps(arns, sort_keys=True)}
+    out.update({k: json.dumps(v) for k, v in names.items()})
+    out["changed"] = "true" if changed(results) else "false"
+    out["results"] = json.dumps([
+        {"name": r.name, "action": str(r.action), "arn": r.arn, "version_id": r.version_id,
+         "error": r.error} for r in results])
+    if manifests is not None:
+        out["manifests"] = str(manifests)
+    return out
+
+
+def as_json(outs: dict[str, str]) -> str:
+    """The outputs as one JSON document, for the CLI outside Actions."""
+    return json.dumps({k: v if k == "manifests" else json.loads(v) for k, v in outs.items()},
+                      indent=2)
+
+
+def counts(results: Sequence[Result]) -> str:
+    tally: dict[str, int] = {}
+    for r in results:
+        tally[bucket(r)] = tally.get(bucket(r), 0) + 1
+    order = ("created", "updated", "deleted", "unchanged", "skipped", "failed")
+    return ", ".join(f"{tally[b]} {b}" for b in order if b in tally) or "nothing to do"
+
+
+def _keys(result: Result) -> str:
+    spec = result.step.desired.spec if result.step.desired else None
+    if spec is None:
+        return ""
+    if not spec.is_json:
+        return "(plain string)"
+    return ", ".join(f"`{k}`" for k in spec.key_names)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def plan_lines(results: Sequence[Result]) -> list[str]:
+    width = max((len(r.name) for r in results), default=0)
+    lines = []
+    for r in results:
+        note = r.error or r.step.reason
+        lines.append(f"{r.action!s:<9}  {r.name:<{width}}  {note}".rstrip())
+    return lines
+
+
+def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repository: str) -> str:
+    title = "secrets-sync plan (dry run, nothing written)" if dry_run else "secrets-sync"
+    would = "would be " if dry_run else ""
+    lines = [
+        f"### {title}",
+        "",
+        f"{len(results)} secrets in `{region}` for `{repository}`: {counts(results)}"
+        + (f" ({would}written: {sum(r.action in WRITES for r in results)})"
+           if dry_run else "") + ".",
+        "",
+        "| Secret | Action | ARN | Keys |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in results:
+        action = f"{r.action} (failed)" if r.error and r.action is not Action.CONFLICT else str(
+            r.action)
+        arn = f"`{r.arn}`" if r.arn else ""
+        lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} |")
+    problems = [r for r in results if r.error]
+    if problems:
+        lines += ["", "**Needs attention**", ""]
+        lines += [f"- `{_cell(r.name)}`: {_cell(r.error or '')}" for r in problems]
+    return "\n".join(lines) + "\n\n"

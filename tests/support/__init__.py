@@ -1,0 +1,1 @@
+"""Test support: real local services (moto, proxies, token service) and the action runner."""
