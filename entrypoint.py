@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
 
-from secrets_sync.cli import main  # noqa: E402
+from secrets_sync.cli import main
 
 sys.exit(main())

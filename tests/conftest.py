@@ -37,7 +37,7 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture
 def moto(moto_url: str) -> str:
     """A clean moto for each test."""
-    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback only
         pass
     return moto_url
@@ -52,8 +52,13 @@ def proxy(moto: str) -> Iterator[AwsProxy]:
 @pytest.fixture
 def sm(moto: str) -> Any:
     """A client straight to moto (not through the proxy), to arrange and inspect state."""
-    return boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "secretsmanager",
+        region_name=REGION,
+        endpoint_url=moto,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 class Action:
@@ -64,13 +69,15 @@ class Action:
         self.tmp_path = tmp_path
         self.count = 0
 
-    def __call__(self, inputs: Mapping[str, str], env: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> ActionRun:
+    def __call__(
+        self, inputs: Mapping[str, str], env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> ActionRun:
         self.count += 1
         full_inputs = {"aws-region": REGION, **inputs}
         workspace = self.tmp_path / f"run{self.count}" / "workspace"
-        return run_action(full_inputs, endpoint=self.proxy.url, workspace=workspace,
-                          env=env, **kwargs)
+        return run_action(
+            full_inputs, endpoint=self.proxy.url, workspace=workspace, env=env, **kwargs
+        )
 
 
 @pytest.fixture

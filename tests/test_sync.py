@@ -18,7 +18,7 @@ sentry-dsn: { value: SENTRY_DSN }
 CANARIES = {
     "RESEND_API_KEY": "re_canary_7f3a9c1d2e",
     "DB_USER": "canary-user-b81f",
-    "DB_PASSWORD": "p@ss\"w0rd\\canary\nsecond-line-canary",
+    "DB_PASSWORD": 'p@ss"w0rd\\canary\nsecond-line-canary',
     "STRIPE_KEY": "sk_live_canary_0c9d8e",
     "STRIPE_WEBHOOK": "whsec_canary_ünïcødé_42",
     "SENTRY_DSN": "https://canary0123@sentry.example/1",
@@ -30,7 +30,11 @@ def test_create_then_noop(action, proxy, sm):
     first = action(inputs, env=CANARIES)
     assert first.returncode == 0, first.stdout + first.stderr
     assert sorted(first.json("created")) == [
-        "lornu-ai/db", "lornu-ai/resend-api-key", "lornu-ai/sentry-dsn", "lornu-ai/stripe"]
+        "lornu-ai/db",
+        "lornu-ai/resend-api-key",
+        "lornu-ai/sentry-dsn",
+        "lornu-ai/stripe",
+    ]
     assert first.outputs["changed"] == "true"
 
     db = json.loads(sm.get_secret_value(SecretId="lornu-ai/db")["SecretString"])
@@ -38,8 +42,11 @@ def test_create_then_noop(action, proxy, sm):
     stripe = sm.describe_secret(SecretId="lornu-ai/stripe")
     assert stripe["Description"] == "Stripe for billing"
     tags = {t["Key"]: t["Value"] for t in stripe["Tags"]}
-    assert tags == {"Team": "billing", "ManagedBy": "secrets-sync",
-                    "secrets-sync:repository": REPOSITORY}
+    assert tags == {
+        "Team": "billing",
+        "ManagedBy": "secrets-sync",
+        "secrets-sync:repository": REPOSITORY,
+    }
     plain = sm.get_secret_value(SecretId="lornu-ai/sentry-dsn")["SecretString"]
     assert plain == CANARIES["SENTRY_DSN"]
     arns = first.json("arns")

@@ -15,10 +15,18 @@ from .state import describe_error, error_code, read_one, read_value
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-_TRANSIENT_CODES = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-    "InternalServiceError", "InternalFailure", "ServiceUnavailable", "RequestTimeout",
-})
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "InternalServiceError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
 RETRY_PAUSE_SECONDS = 1.0
 
 
@@ -60,9 +68,13 @@ class Applier:
         try:
             return self._run(step)
         except (ClientError, ConnectionError, HTTPClientError) as exc:
-            return Result(step, step.action, step.arn,
-                          error=f"{step.action} failed: {describe_error(exc)}",
-                          transient=is_transient(exc))
+            return Result(
+                step,
+                step.action,
+                step.arn,
+                error=f"{step.action} failed: {describe_error(exc)}",
+                transient=is_transient(exc),
+            )
 
     def _run(self, step: Step) -> Result:
         client, arn = self.client, step.arn
@@ -74,20 +86,22 @@ class Applier:
                 return Result(step, step.action, arn, error=step.reason)
             case Action.DELETE:
                 assert arn is not None
-                client.delete_secret(SecretId=arn,
-                                     RecoveryWindowInDays=self.recovery_window_days)
+                client.delete_secret(SecretId=arn, RecoveryWindowInDays=self.recovery_window_days)
                 return Result(step, step.action, arn)
             case Action.CREATE:
                 return self._create(step)
-        assert arn is not None and step.desired is not None and step.current is not None
+        assert arn is not None
+        assert step.desired is not None
+        assert step.current is not None
         version = step.current.version_id
         write_value = step.write_value
         if step.action is Action.RESTORE:
             client.restore_secret(SecretId=arn)
             fresh = read_value(client, replace(step.current, deleted=False))
             version = fresh.version_id
-            write_value = not same_value(fresh.secret_string, step.desired.secret_string or "",
-                                         step.desired.spec.is_json)
+            write_value = not same_value(
+                fresh.secret_string, step.desired.secret_string or "", step.desired.spec.is_json
+            )
         if write_value or step.description is not None:
             kwargs: dict[str, Any] = {"SecretId": arn}
             if write_value:
@@ -97,11 +111,11 @@ class Applier:
             answer = client.update_secret(**kwargs)
             version = answer.get("VersionId") or version
         if step.tags:
-            client.tag_resource(SecretId=arn,
-                                Tags=[{"Key": k, "Value": v} for k, v in step.tags])
+            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in step.tags])
         if step.replica_regions:
             client.replicate_secret_to_regions(
-                SecretId=arn, AddReplicaRegions=[{"Region": r} for r in step.replica_regions])
+                SecretId=arn, AddReplicaRegions=[{"Region": r} for r in step.replica_regions]
+            )
         return Result(step, step.action, arn, version)
 
     def _create(self, step: Step) -> Result:
@@ -136,8 +150,9 @@ class Applier:
             return self.run(step)
         fresh = plan_secret(step.desired, current, repository=self.repository, adopt=self.adopt)
         if fresh.action is Action.CREATE and lost_race:
-            return Result(step, step.action, None,
-                          error="create failed: the name exists but cannot be read")
+            return Result(
+                step, step.action, None, error="create failed: the name exists but cannot be read"
+            )
         result = self.run(fresh)
         return replace(result, step=step)
 
@@ -148,8 +163,13 @@ class Applier:
             return replace(failed, error=f"{failed.step.action} failed: {describe_error(exc)}")
 
 
-def apply_all(applier: Applier, steps: tuple[Step, ...], executor: ThreadPoolExecutor,
-              *, pause: float = RETRY_PAUSE_SECONDS) -> list[Result]:
+def apply_all(
+    applier: Applier,
+    steps: tuple[Step, ...],
+    executor: ThreadPoolExecutor,
+    *,
+    pause: float = RETRY_PAUSE_SECONDS,
+) -> list[Result]:
     """Run every step; secrets that failed transiently (after the SDK's own retries) get one
     more try from a fresh read, so a throttled burst does not leave them behind."""
     results = list(executor.map(applier.run, steps))
@@ -164,6 +184,13 @@ def apply_all(applier: Applier, steps: tuple[Step, ...], executor: ThreadPoolExe
 
 def dry_run(steps: tuple[Step, ...]) -> list[Result]:
     """The results a run would have, with no call at all."""
-    return [Result(s, s.action, s.arn, s.current.version_id if s.current else None,
-                   error=s.error or (s.reason if s.action is Action.CONFLICT else None))
-            for s in steps]
+    return [
+        Result(
+            s,
+            s.action,
+            s.arn,
+            s.current.version_id if s.current else None,
+            error=s.error or (s.reason if s.action is Action.CONFLICT else None),
+        )
+        for s in steps
+    ]

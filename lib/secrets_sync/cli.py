@@ -9,7 +9,6 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from os.path import commonprefix
 from typing import TextIO
 
 from . import __version__
@@ -24,26 +23,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="secrets-sync",
         description="Sync a mapping of GitHub secrets to AWS Secrets Manager. Every flag is an "
-                    "input of the action; unset flags fall back to INPUT_* variables, then to "
-                    "the defaults.",
+        "input of the action; unset flags fall back to INPUT_* variables, then to "
+        "the defaults.",
     )
     parser.add_argument("--version", action="version", version=f"secrets-sync {__version__}")
     for spec in INPUTS:
-        kwargs: dict[str, object] = {"metavar": "VALUE", "help": spec.description,
-                                     "dest": spec.name}
+        kwargs: dict[str, object] = {
+            "metavar": "VALUE",
+            "help": spec.description,
+            "dest": spec.name,
+        }
         if spec.name in BOOLEAN_INPUTS:
             kwargs.update(nargs="?", const="true", metavar="true|false")
         parser.add_argument(f"--{spec.name}", **kwargs)  # type: ignore[arg-type]
     return parser
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-         stream: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> int:
     env = dict(os.environ) if env is None else dict(env)
     # Outside Actions the log goes to stderr, so that stdout carries only the JSON results.
     in_actions = env.get("GITHUB_ACTIONS") == "true"
     runner = Runner.from_env(env, stream or (sys.stdout if in_actions else sys.stderr))
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["iam-policy"]:
+        from .iam import main as iam_main
+
+        return iam_main(args[1:], sys.stdout)
     parsed = vars(build_parser().parse_args(args))  # bad usage: argparse exits 2
     overrides = {k: v for k, v in parsed.items() if v is not None}
     try:
@@ -51,9 +60,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except SecretsSyncError as exc:
         return die(runner, exc)
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
-        runner.error(f"secrets-sync stopped on an unexpected {type(exc).__name__}. Rerun with "
-                     "debug logging (RUNNER_DEBUG=1) to see where, and report it.",
-                     title="secrets-sync: internal error")
+        runner.error(
+            f"secrets-sync stopped on an unexpected {type(exc).__name__}. Rerun with "
+            "debug logging (RUNNER_DEBUG=1) to see where, and report it.",
+            title="secrets-sync: internal error",
+        )
         runner.debug(traceback.format_exc())
         return 1
 
@@ -65,17 +76,31 @@ def die(runner: Runner, exc: SecretsSyncError) -> int:
     return exc.exit_code
 
 
+def common_prefix(names: Sequence[str]) -> str:
+    """The longest shared prefix: ListSecrets is filtered on it, and names matched exactly."""
+    if not names:
+        return ""
+    low, high = min(names), max(names)
+    size = next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))
+    return low[:size]
+
+
 def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     # Heavy imports wait until the inputs are known to be good: a bad input fails fast.
-    from . import credentials, mapping, sources, state, summary
+    from . import credentials, eso, mapping, sources, state, summary
     from .apply import Applier, apply_all, dry_run
     from .plan import plan
 
     runner.add_masks(settings.values.values())
     default_tags = mapping.parse_default_tags(settings.default_tags_text)
     secret_map = mapping.load_mapping(
-        settings.mapping_text, settings.mapping_origin, name_prefix=settings.name_prefix,
-        default_tags=default_tags, kms_key_id=settings.kms_key_id)
+        settings.mapping_text,
+        settings.mapping_origin,
+        name_prefix=settings.name_prefix,
+        default_tags=default_tags,
+        kms_key_id=settings.kms_key_id,
+    )
+    eso.check(settings, secret_map.specs)
     values = sources.lookup(secret_map.specs, settings.values, env)
     runner.add_masks(values.values())
     desired = sources.resolve(secret_map.specs, values, missing=settings.missing)
@@ -84,31 +109,44 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     for warning in secret_map.warnings:
         runner.warning(warning, title="secrets-sync: name")
     mode = " (dry run: nothing will be written)" if settings.dry_run else ""
-    runner.info(f"secrets-sync {__version__}: {len(desired)} secrets in {settings.region} for "
-                f"{settings.repository}{mode}")
+    runner.info(
+        f"secrets-sync {__version__}: {len(desired)} secrets in {settings.region} for "
+        f"{settings.repository}{mode}"
+    )
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
     names = [d.name for d in desired]
-    list_prefix = settings.name_prefix if settings.prune else commonprefix(names)
+    list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
     with ThreadPoolExecutor(max_workers=settings.max_concurrency) as pool:
         current = state.list_under(client, list_prefix)
-        to_read = [current[d.name] for d in desired
-                   if d.secret_string is not None and d.name in current]
+        to_read = [
+            current[d.name] for d in desired if d.secret_string is not None and d.name in current
+        ]
         current.update(state.read_values(client, to_read, pool))
-        replicated = [current[d.name] for d in desired
-                      if d.spec.replica_regions and d.name in current
-                      and not current[d.name].deleted]
-        current.update((c.name, c) for c in pool.map(
-            lambda c: state.read_replicas(client, c), replicated))
-        steps = plan(desired, current, repository=settings.repository,
-                     adopt=settings.adopt_existing, prune=settings.prune,
-                     name_prefix=settings.name_prefix, max_deletions=settings.max_deletions)
+        replicated = [
+            current[d.name]
+            for d in desired
+            if d.spec.replica_regions and d.name in current and not current[d.name].deleted
+        ]
+        current.update(
+            (c.name, c) for c in pool.map(lambda c: state.read_replicas(client, c), replicated)
+        )
+        steps = plan(
+            desired,
+            current,
+            repository=settings.repository,
+            adopt=settings.adopt_existing,
+            prune=settings.prune,
+            name_prefix=settings.name_prefix,
+            max_deletions=settings.max_deletions,
+        )
         if settings.dry_run:
             results = dry_run(steps)
         else:
-            applier = Applier(client, settings.repository, settings.adopt_existing,
-                              settings.recovery_window_days)
+            applier = Applier(
+                client, settings.repository, settings.adopt_existing, settings.recovery_window_days
+            )
             results = apply_all(applier, steps, pool)
 
     with runner.group("Plan" if settings.dry_run else "Results"):
@@ -117,12 +155,18 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     for r in results:
         if r.error:
             runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
-    outs = summary.outputs(results)
+    manifests = eso.write(settings, secret_map.specs)
+    outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
         print(summary.as_json(outs))
-    runner.append_summary(summary.markdown(results, dry_run=settings.dry_run,
-                                           region=settings.region,
-                                           repository=settings.repository))
+    runner.append_summary(
+        summary.markdown(
+            results,
+            dry_run=settings.dry_run,
+            region=settings.region,
+            repository=settings.repository,
+        )
+    )
     verb = "Would sync" if settings.dry_run else "Synced"
     runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
     failed = any(summary.bucket(r) == "failed" for r in results)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import boto3
 from botocore.config import Config
@@ -18,29 +18,32 @@ if TYPE_CHECKING:
 # Adaptive mode: a client-side rate limiter that backs off when AWS throttles, so a burst of
 # writes settles at the account's quota instead of failing. Attempts are set explicitly because
 # botocore's defaults have changed between releases.
-RETRY_MODE = "adaptive"
+RETRY_MODE: Literal["adaptive"] = "adaptive"
 MAX_ATTEMPTS = 8
 USER_AGENT = "secrets-sync"
 
 
 def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3.Session:
     """A boto3 session for the run: ambient credentials from the standard chain."""
-    keys = {
-        "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID") or None,
-        "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or None,
-        "aws_session_token": env.get("AWS_SESSION_TOKEN") or None,
-    }
-    if keys["aws_access_key_id"] and keys["aws_secret_access_key"]:
-        for secret in (keys["aws_secret_access_key"], keys["aws_session_token"]):
-            if secret:
-                runner.add_mask(secret)
-        return boto3.Session(region_name=settings.region, **keys)
+    key_id = env.get("AWS_ACCESS_KEY_ID") or None
+    secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
+    token = env.get("AWS_SESSION_TOKEN") or None
+    if key_id and secret_key:
+        runner.add_masks(s for s in (secret_key, token) if s)
+        return boto3.Session(
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret_key,
+            aws_session_token=token,
+            region_name=settings.region,
+        )
     ambient = boto3.Session(region_name=settings.region)
     if ambient.get_credentials() is None:
         raise CredentialsError(
-            "credentials", "no AWS credentials were found.",
+            "credentials",
+            "no AWS credentials were found.",
             "set `role-to-assume:` and grant `id-token: write` to the job, or configure "
-            "credentials in an earlier step.")
+            "credentials in an earlier step.",
+        )
     return ambient
 
 
@@ -51,10 +54,13 @@ def client_config(settings: Settings) -> Config:
         max_pool_connections=max(10, settings.max_concurrency * 2),
         connect_timeout=min(5.0, settings.timeout_seconds),
         read_timeout=settings.timeout_seconds,
-        user_agent_appid=USER_AGENT,
+        user_agent_extra=USER_AGENT,
     )
 
 
 def secretsmanager(sess: boto3.Session, settings: Settings) -> SecretsManagerClient:
-    return sess.client("secretsmanager", config=client_config(settings),
-                       endpoint_url=settings.endpoints.get("secretsmanager"))
+    return sess.client(
+        "secretsmanager",
+        config=client_config(settings),
+        endpoint_url=settings.endpoints.get("secretsmanager"),
+    )

@@ -86,12 +86,15 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
-            raise _DuplicateOrBadKey(key_node, "a key is a list or a mapping",
-                                     "write each key as a plain name.")
+            raise _DuplicateOrBadKey(
+                key_node, "a key is a list or a mapping", "write each key as a plain name."
+            )
         if key in out:
-            raise _DuplicateOrBadKey(key_node, f"the key {key!r} appears twice",
-                                     "give each name once; a later entry does not override "
-                                     "an earlier one.")
+            raise _DuplicateOrBadKey(
+                key_node,
+                f"the key {key!r} appears twice",
+                "give each name once; a later entry does not override an earlier one.",
+            )
         out[key] = loader.construct_object(value_node, deep=True)
     return out
 
@@ -117,12 +120,17 @@ def parse_document(text: str, origin: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InputError(origin, f"{where}not valid YAML or JSON ({exc.problem or exc.context}).",
-                         "check the indentation and quoting; the README shows each shape."
-                         ) from None
+        raise InputError(
+            origin,
+            f"{where}not valid YAML or JSON ({exc.problem or exc.context}).",
+            "check the indentation and quoting; the README shows each shape.",
+        ) from None
     except (yaml.YAMLError, RecursionError) as exc:
-        raise InputError(origin, f"not valid YAML or JSON ({type(exc).__name__}).",
-                         "check the syntax; the README shows each shape.") from None
+        raise InputError(
+            origin,
+            f"not valid YAML or JSON ({type(exc).__name__}).",
+            "check the syntax; the README shows each shape.",
+        ) from None
 
 
 # Validation -----------------------------------------------------------------------------
@@ -163,38 +171,69 @@ def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
     if "propertyNames" in schema_path:
         if "tags" in path or (path and path[-1] == "tags") or kind == "not":
             if kind == "not":
-                return path, f"tag key {inst!r} uses the prefix `aws:`, which AWS reserves.", \
-                    "rename the tag."
-            return path, f"tag key {inst!r} is empty or longer than 128 characters.", \
-                "use a tag key of 1 to 128 characters."
+                return (
+                    path,
+                    f"tag key {inst!r} uses the prefix `aws:`, which AWS reserves.",
+                    "rename the tag.",
+                )
+            return (
+                path,
+                f"tag key {inst!r} is empty or longer than 128 characters.",
+                "use a tag key of 1 to 128 characters.",
+            )
         if kind == "maxLength" and "jsonKey" not in str(error.schema):
-            return path, f"the name {str(inst)[:40]!r}... is longer than {MAX_NAME} characters.", \
-                "shorten it."
+            return (
+                path,
+                f"the name {str(inst)[:40]!r}... is longer than {MAX_NAME} characters.",
+                "shorten it.",
+            )
         if not path:
-            return path, f"{inst!r} is not a valid secret name.", \
-                "use 1 to 512 characters of A-Z a-z 0-9 / _ + = . @ -."
+            return (
+                path,
+                f"{inst!r} is not a valid secret name.",
+                "use 1 to 512 characters of A-Z a-z 0-9 / _ + = . @ -.",
+            )
         return path, f"JSON key {inst!r} is empty or too long.", "use 1 to 1024 characters."
     if kind == "type" and not path:
-        return path, "the mapping is not a mapping of secret names.", \
-            "write one `name: SOURCE` line per secret; the README shows each shape."
+        return (
+            path,
+            "the mapping is not a mapping of secret names.",
+            "write one `name: SOURCE` line per secret; the README shows each shape.",
+        )
     if kind == "minProperties" and not path:
         return path, "the mapping has no secrets.", "add at least one `name: SOURCE` line."
-    if kind == "pattern" and isinstance(inst, str) and error.validator_value.startswith("^[A-Za-z_]"):
+    if (
+        kind == "pattern"
+        and isinstance(inst, str)
+        and str(error.validator_value).startswith("^[A-Za-z_]")
+    ):
         if inst == "":
             return path, "no source name is given.", f"{shapes}"
-        return path, f"{inst!r} is not a source name.", \
-            "name a key of `values` or a variable of the step's env: letters, digits and _, " \
-            "not starting with a digit (as GitHub secret names are)."
+        return (
+            path,
+            f"{inst!r} is not a source name.",
+            "name a key of `values` or a variable of the step's env: letters, digits and _, "
+            "not starting with a digit (as GitHub secret names are).",
+        )
     if kind == "additionalProperties" and isinstance(inst, dict):
         extra = sorted(set(inst) - set(_FIELDS))
-        return path, f"unknown field {', '.join(map(repr, extra))}.", \
-            f"use only {', '.join(_FIELDS)}."
+        return (
+            path,
+            f"unknown field {', '.join(map(repr, extra))}.",
+            f"use only {', '.join(_FIELDS)}.",
+        )
     if kind == "not" and isinstance(inst, dict):
-        return path, "has both `keys` and `value`.", \
-            "use `keys` for a JSON secret or `value` for a plain-string secret, not both."
+        return (
+            path,
+            "has both `keys` and `value`.",
+            "use `keys` for a JSON secret or `value` for a plain-string secret, not both.",
+        )
     if kind == "anyOf" and isinstance(inst, dict):
-        return path, "has neither `keys` nor `value`.", \
-            "add `keys:` (a JSON secret) or `value: SOURCE` (a plain-string secret)."
+        return (
+            path,
+            "has neither `keys` nor `value`.",
+            "add `keys:` (a JSON secret) or `value: SOURCE` (a plain-string secret).",
+        )
     if kind == "type" and "spec" in str(schema_path):
         return path, "is not a source name, a list or a mapping.", shapes
     if kind == "type":
@@ -206,8 +245,11 @@ def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
     if kind in ("minProperties",):
         return path, "is empty.", "give at least one `json_key: SOURCE`."
     if kind == "maxProperties":
-        return path, f"has more than {error.validator_value} tags.", \
-            f"AWS allows {MAX_TAGS} tags on a secret, ours included."
+        return (
+            path,
+            f"has more than {error.validator_value} tags.",
+            f"AWS allows {MAX_TAGS} tags on a secret, ours included.",
+        )
     if kind == "maxLength":
         return path, f"is longer than {error.validator_value} characters.", "shorten it."
     if kind == "minLength":
@@ -215,8 +257,11 @@ def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
     if kind == "required":
         return path, f"{error.message.split(' ')[0]} is missing.", "add it."
     if kind == "pattern" and path and path[-1] in ("secret", "namespace"):
-        return path, f"{inst!r} is not a Kubernetes name.", \
-            "use lower-case letters, digits and '-' (and '.' in a secret name)."
+        return (
+            path,
+            f"{inst!r} is not a Kubernetes name.",
+            "use lower-case letters, digits and '-' (and '.' in a secret name).",
+        )
     if kind == "pattern" and len(path) >= 2 and path[-2] == "replica-regions":
         return path, f"{inst!r} is not an AWS region name.", "use a code such as `eu-west-1`."
     return path, error.message + ".", shapes
@@ -232,15 +277,23 @@ def _check(instance: Any, origin: str, ref: str = "") -> None:
 def _check_tags(tags: Mapping[str, str], place: str) -> None:
     for key, value in tags.items():
         if key in RESERVED_TAGS:
-            raise InputError(f"{place}.{key}", "this tag is set by secrets-sync itself.",
-                             "remove it; every secret gets ManagedBy=secrets-sync and "
-                             "secrets-sync:repository.")
+            raise InputError(
+                f"{place}.{key}",
+                "this tag is set by secrets-sync itself.",
+                "remove it; every secret gets ManagedBy=secrets-sync and secrets-sync:repository.",
+            )
         if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(value):
-            raise InputError(f"{place}.{key}", "has characters AWS does not allow in tags.",
-                             "use letters, digits, spaces and _ . : / = + - @.")
+            raise InputError(
+                f"{place}.{key}",
+                "has characters AWS does not allow in tags.",
+                "use letters, digits, spaces and _ . : / = + - @.",
+            )
     if len(tags) + len(RESERVED_TAGS) > MAX_TAGS:
-        raise InputError(place, f"{len(tags)} tags plus the 2 of secrets-sync exceed {MAX_TAGS}.",
-                         "use fewer tags.")
+        raise InputError(
+            place,
+            f"{len(tags)} tags plus the 2 of secrets-sync exceed {MAX_TAGS}.",
+            "use fewer tags.",
+        )
 
 
 def parse_default_tags(text: str) -> dict[str, str]:
@@ -271,18 +324,23 @@ def load_mapping(
         place = _place(origin, [key])
         name = name_prefix + key
         if len(name) > MAX_NAME:
-            raise InputError(place, f"with the prefix the name is {len(name)} characters long.",
-                             f"keep name-prefix plus name within {MAX_NAME} characters.")
+            raise InputError(
+                place,
+                f"with the prefix the name is {len(name)} characters long.",
+                f"keep name-prefix plus name within {MAX_NAME} characters.",
+            )
         if _ARN_SUFFIX_LOOKALIKE.search(name):
             warnings.append(
                 f"{name}: ends in '-' and six characters, like the random suffix of a secret "
-                "ARN; a partial ARN lookup may match the wrong secret. Consider another name.")
+                "ARN; a partial ARN lookup may match the wrong secret. Consider another name."
+            )
         specs.append(_spec(key, name, entry, place, default_tags or {}, kms_key_id))
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
-            raise InputError(origin, f"two entries name the secret {spec.name!r}.",
-                             "give each secret once.")
+            raise InputError(
+                origin, f"two entries name the secret {spec.name!r}.", "give each secret once."
+            )
         seen.add(spec.name)
     return SecretMapping(tuple(specs), tuple(warnings))
 

@@ -74,53 +74,112 @@ def owned_by(current: Current) -> str | None:
     return current.tags.get(REPOSITORY_TAG)
 
 
-def plan_secret(desired: Desired, current: Current | None, *, repository: str,
-                adopt: bool) -> Step:
+def plan_secret(desired: Desired, current: Current | None, *, repository: str, adopt: bool) -> Step:
     name = desired.name
     if desired.secret_string is None:
-        return Step(name, Action.SKIP, f"no value for {', '.join(desired.missing)}",
-                    desired, current)
+        return Step(
+            name, Action.SKIP, f"no value for {', '.join(desired.missing)}", desired, current
+        )
     tags = wanted_tags(desired, repository)
     spec = desired.spec
     if current is None:
-        return Step(name, Action.CREATE, "new secret", desired, None, write_value=True,
-                    description=spec.description, tags=tuple(sorted(tags.items())),
-                    replica_regions=spec.replica_regions)
+        return Step(
+            name,
+            Action.CREATE,
+            "new secret",
+            desired,
+            None,
+            write_value=True,
+            description=spec.description,
+            tags=tuple(sorted(tags.items())),
+            replica_regions=spec.replica_regions,
+        )
     owner = owned_by(current)
     if owner is not None and owner != repository:
-        return Step(name, Action.CONFLICT, f"managed by the secrets-sync of {owner}",
-                    desired, current)
+        return Step(
+            name, Action.CONFLICT, f"managed by the secrets-sync of {owner}", desired, current
+        )
     if owner is None and not adopt:
-        return Step(name, Action.CONFLICT,
-                    "exists without secrets-sync tags and adopt-existing is false",
-                    desired, current)
+        return Step(
+            name,
+            Action.CONFLICT,
+            "exists without secrets-sync tags and adopt-existing is false",
+            desired,
+            current,
+        )
     if current.rotation_enabled:
-        return Step(name, Action.CONFLICT,
-                    "rotation is enabled on it; a sync would fight the rotation",
-                    desired, current)
+        return Step(
+            name,
+            Action.CONFLICT,
+            "rotation is enabled on it; a sync would fight the rotation",
+            desired,
+            current,
+        )
     missing_tags = tuple(sorted((k, v) for k, v in tags.items() if current.tags.get(k) != v))
-    description = (spec.description if spec.description is not None
-                   and spec.description != current.description else None)
-    replicas = (tuple(r for r in spec.replica_regions if r not in current.replica_regions)
-                if current.replica_regions is not None else spec.replica_regions)
+    description = (
+        spec.description
+        if spec.description is not None and spec.description != current.description
+        else None
+    )
+    replicas = (
+        tuple(r for r in spec.replica_regions if r not in current.replica_regions)
+        if current.replica_regions is not None
+        else spec.replica_regions
+    )
     if current.deleted:
-        return Step(name, Action.RESTORE, "scheduled for deletion", desired, current,
-                    write_value=True, description=description, tags=missing_tags,
-                    replica_regions=replicas)
+        return Step(
+            name,
+            Action.RESTORE,
+            "scheduled for deletion",
+            desired,
+            current,
+            write_value=True,
+            description=description,
+            tags=missing_tags,
+            replica_regions=replicas,
+        )
     if current.read_error:
-        return Step(name, Action.UPDATE, "current value unreadable", desired, current,
-                    error=f"cannot read the current value ({current.read_error})")
+        return Step(
+            name,
+            Action.UPDATE,
+            "current value unreadable",
+            desired,
+            current,
+            error=f"cannot read the current value ({current.read_error})",
+        )
     adopting = " (adopting)" if owner is None else ""
     if not same_value(current.secret_string, desired.secret_string, spec.is_json):
-        return Step(name, Action.UPDATE, "value differs" + adopting, desired, current,
-                    write_value=True, description=description, tags=missing_tags,
-                    replica_regions=replicas)
+        return Step(
+            name,
+            Action.UPDATE,
+            "value differs" + adopting,
+            desired,
+            current,
+            write_value=True,
+            description=description,
+            tags=missing_tags,
+            replica_regions=replicas,
+        )
     if missing_tags or description is not None or replicas:
-        what = [w for w, on in (("tags", missing_tags), ("description", description),
-                                ("replicas", replicas)) if on]
-        return Step(name, Action.TAG, " and ".join(what) + " differ" + adopting, desired,
-                    current, description=description, tags=missing_tags,
-                    replica_regions=replicas)
+        what = [
+            w
+            for w, on in (
+                ("tags", missing_tags),
+                ("description", description),
+                ("replicas", replicas),
+            )
+            if on
+        ]
+        return Step(
+            name,
+            Action.TAG,
+            " and ".join(what) + " differ" + adopting,
+            desired,
+            current,
+            description=description,
+            tags=missing_tags,
+            replica_regions=replicas,
+        )
     return Step(name, Action.UNCHANGED, "", desired, current)
 
 
@@ -134,19 +193,26 @@ def plan(
     name_prefix: str = "",
     max_deletions: int = 10,
 ) -> tuple[Step, ...]:
-    steps = [plan_secret(d, current.get(d.name), repository=repository, adopt=adopt)
-             for d in desired]
+    steps = [
+        plan_secret(d, current.get(d.name), repository=repository, adopt=adopt) for d in desired
+    ]
     if prune:
         wanted = {d.name for d in desired}
-        doomed = [c for name, c in sorted(current.items())
-                  if name.startswith(name_prefix) and name not in wanted and not c.deleted
-                  and owned_by(c) == repository]
+        doomed = [
+            c
+            for name, c in sorted(current.items())
+            if name.startswith(name_prefix)
+            and name not in wanted
+            and not c.deleted
+            and owned_by(c) == repository
+        ]
         if len(doomed) > max_deletions:
             raise InputError(
-                "prune", f"would delete {len(doomed)} secrets, more than max-deletions "
+                "prune",
+                f"would delete {len(doomed)} secrets, more than max-deletions "
                 f"({max_deletions}); nothing was written.",
                 "check that the mapping is complete; if these deletions are meant, raise "
-                f"`max-deletions` to {len(doomed)} for this run.")
-        steps += [Step(c.name, Action.DELETE, "no longer in the mapping", None, c)
-                  for c in doomed]
+                f"`max-deletions` to {len(doomed)} for this run.",
+            )
+        steps += [Step(c.name, Action.DELETE, "no longer in the mapping", None, c) for c in doomed]
     return tuple(steps)

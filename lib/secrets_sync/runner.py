@@ -1,4 +1,4 @@
-"""The runner adapter: every byte this action writes for the GitHub Actions runner goes through here.
+"""The runner adapter: every byte this action writes for the Actions runner goes through here.
 
 It wraps actions-toolkit's command escaping and output delimiter format, and adds what that
 package lacks: a stream we can hand in, a step-summary writer, masking that also redacts our

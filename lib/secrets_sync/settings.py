@@ -27,38 +27,82 @@ class Input:
 
 
 INPUTS: tuple[Input, ...] = (
-    Input("secrets", None, "The mapping of secret names to source names, inline YAML or JSON. "
-          "One of `secrets` or `secrets-file` is required."),
-    Input("secrets-file", None, "Path, relative to the workspace, of a YAML or JSON file holding "
-          "the mapping."),
-    Input("values", "{}", "JSON object of source values, e.g. another step's output. A source "
-          "name not in it is looked up in the step's `env:`."),
+    Input(
+        "secrets",
+        None,
+        "The mapping of secret names to source names, inline YAML or JSON. "
+        "One of `secrets` or `secrets-file` is required.",
+    ),
+    Input(
+        "secrets-file",
+        None,
+        "Path, relative to the workspace, of a YAML or JSON file holding the mapping.",
+    ),
+    Input(
+        "values",
+        "{}",
+        "JSON object of source values, e.g. another step's output. A source "
+        "name not in it is looked up in the step's `env:`.",
+    ),
     Input("aws-region", None, "AWS region. Defaults to `AWS_REGION`, then `AWS_DEFAULT_REGION`."),
-    Input("role-to-assume", None, "ARN of the IAM role to assume with GitHub's OIDC token (or "
-          "with ambient credentials when no OIDC token is available)."),
+    Input(
+        "role-to-assume",
+        None,
+        "ARN of the IAM role to assume with GitHub's OIDC token (or "
+        "with ambient credentials when no OIDC token is available).",
+    ),
     Input("role-session-name", "secrets-sync", "Session name of the assumed role."),
     Input("role-duration-seconds", "900", "Lifetime of the role session, 900 to 43200 seconds."),
     Input("audience", "sts.amazonaws.com", "Audience of the OIDC token."),
     Input("name-prefix", "", "Prepended to every mapping key to form the secret name."),
-    Input("default-tags", "{}", "YAML or JSON mapping of tags for every secret; per-secret "
-          "`tags` win."),
-    Input("kms-key-id", None, "KMS key for new secrets (per-secret `kms-key-id` wins). "
-          "Defaults to the account's `aws/secretsmanager` key."),
-    Input("missing", "fail", "A source value that is absent or empty: `fail` (nothing is "
-          "written) or `skip` (that secret is left untouched and reported)."),
-    Input("adopt-existing", "true", "Take over an existing secret that lacks the secrets-sync "
-          "tags (tag it, update its value). `false`: report it as a conflict."),
-    Input("prune", "false", "Delete secrets under `name-prefix` that this repository's syncs "
-          "manage and that are no longer in the mapping."),
+    Input(
+        "default-tags",
+        "{}",
+        "YAML or JSON mapping of tags for every secret; per-secret `tags` win.",
+    ),
+    Input(
+        "kms-key-id",
+        None,
+        "KMS key for new secrets (per-secret `kms-key-id` wins). "
+        "Defaults to the account's `aws/secretsmanager` key.",
+    ),
+    Input(
+        "missing",
+        "fail",
+        "A source value that is absent or empty: `fail` (nothing is "
+        "written) or `skip` (that secret is left untouched and reported).",
+    ),
+    Input(
+        "adopt-existing",
+        "true",
+        "Take over an existing secret that lacks the secrets-sync "
+        "tags (tag it, update its value). `false`: report it as a conflict.",
+    ),
+    Input(
+        "prune",
+        "false",
+        "Delete secrets under `name-prefix` that this repository's syncs "
+        "manage and that are no longer in the mapping.",
+    ),
     Input("recovery-window-days", "7", "Recovery window of pruned secrets, 7 to 30 days."),
-    Input("max-deletions", "10", "A prune that would delete more secrets than this fails "
-          "without deleting any."),
+    Input(
+        "max-deletions",
+        "10",
+        "A prune that would delete more secrets than this fails without deleting any.",
+    ),
     Input("dry-run", "false", "Compute and report the plan; make no write call."),
     Input("max-concurrency", "8", "Parallel AWS calls, 1 to 64."),
-    Input("eso-manifests", None, "Workspace path of a file to write External Secrets Operator "
-          "manifests to, for secrets with `k8s` in the mapping."),
-    Input("eso-secret-store", "aws-secrets-manager", "Name of the ESO secret store the "
-          "manifests refer to."),
+    Input(
+        "eso-manifests",
+        None,
+        "Workspace path of a file to write External Secrets Operator "
+        "manifests to, for secrets with `k8s` in the mapping.",
+    ),
+    Input(
+        "eso-secret-store",
+        "aws-secrets-manager",
+        "Name of the ESO secret store the manifests refer to.",
+    ),
     Input("eso-secret-store-kind", "ClusterSecretStore", "`ClusterSecretStore` or `SecretStore`."),
     Input("eso-refresh-interval", "1h", "`refreshInterval` of the ExternalSecrets."),
 )
@@ -104,7 +148,9 @@ class Settings:
     timeout_seconds: float
 
 
-def raw_inputs(env: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def raw_inputs(
+    env: Mapping[str, str], overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Each input's text: a CLI flag wins over INPUT_*, and an empty value means the default."""
     out: dict[str, str] = {}
     for spec in INPUTS:
@@ -131,7 +177,9 @@ def parse_bool(name: str, text: str) -> bool:
 def parse_int(name: str, text: str, low: int, high: int) -> int:
     stripped = text.strip()
     if not re.fullmatch(r"[0-9]+", stripped):
-        raise _bad(name, f"{stripped!r} is not a whole number.", f"use a number from {low} to {high}.")
+        raise _bad(
+            name, f"{stripped!r} is not a whole number.", f"use a number from {low} to {high}."
+        )
     number = int(stripped)
     if not low <= number <= high:
         raise _bad(name, f"{number} is out of range.", f"use a number from {low} to {high}.")
@@ -163,20 +211,29 @@ def parse_values(text: str) -> dict[str, str]:
             "pass a JSON object, e.g. `${{ toJSON(secrets) }}` or a step's JSON output.",
         ) from None
     if not isinstance(data, dict):
-        raise _bad("values", f"is a JSON {type(data).__name__}, not an object.",
-                   'pass a JSON object such as {"NAME": "value"}.')
+        raise _bad(
+            "values",
+            f"is a JSON {type(data).__name__}, not an object.",
+            'pass a JSON object such as {"NAME": "value"}.',
+        )
     for key, value in data.items():
         if not isinstance(value, str):
-            raise _bad("values", f"the value of {key!r} is not a string.",
-                       "give every source value as a JSON string.")
+            raise _bad(
+                "values",
+                f"the value of {key!r} is not a string.",
+                "give every source value as a JSON string.",
+            )
     return data
 
 
 def _workspace_path(name: str, text: str, workspace: Path) -> Path:
     path = (workspace / text.strip()).resolve()
     if not path.is_relative_to(workspace.resolve()):
-        raise _bad(name, f"{text.strip()!r} points outside the workspace.",
-                   "give a path inside the repository checkout.")
+        raise _bad(
+            name,
+            f"{text.strip()!r} points outside the workspace.",
+            "give a path inside the repository checkout.",
+        )
     return path
 
 
@@ -187,7 +244,9 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
 
     inline, file_text = raw["secrets"], raw["secrets-file"].strip()
     if inline.strip() and file_text:
-        raise _bad("secrets", "both `secrets` and `secrets-file` are set.", "give only one of them.")
+        raise _bad(
+            "secrets", "both `secrets` and `secrets-file` are set.", "give only one of them."
+        )
     if inline.strip():
         mapping_text, origin = inline, "secrets"
     elif file_text:
@@ -195,42 +254,69 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         try:
             mapping_text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise _bad("secrets-file", f"{file_text!r} does not exist in the workspace.",
-                       "check the path, and that the job checks out the repository "
-                       "(actions/checkout) before this step.") from None
+            raise _bad(
+                "secrets-file",
+                f"{file_text!r} does not exist in the workspace.",
+                "check the path, and that the job checks out the repository "
+                "(actions/checkout) before this step.",
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise _bad("secrets-file", f"{file_text!r} cannot be read ({type(exc).__name__}).",
-                       "give a UTF-8 YAML or JSON file.") from None
+            raise _bad(
+                "secrets-file",
+                f"{file_text!r} cannot be read ({type(exc).__name__}).",
+                "give a UTF-8 YAML or JSON file.",
+            ) from None
         origin = file_text
     else:
-        raise _bad("secrets", "no mapping was given.",
-                   "set `secrets:` to the mapping, or `secrets-file:` to a file holding it.")
+        raise _bad(
+            "secrets",
+            "no mapping was given.",
+            "set `secrets:` to the mapping, or `secrets-file:` to a file holding it.",
+        )
 
-    region = (raw["aws-region"].strip() or env.get("AWS_REGION", "").strip()
-              or env.get("AWS_DEFAULT_REGION", "").strip())
+    region = (
+        raw["aws-region"].strip()
+        or env.get("AWS_REGION", "").strip()
+        or env.get("AWS_DEFAULT_REGION", "").strip()
+    )
     if not region:
-        raise _bad("aws-region", "no region is set.",
-                   "add `aws-region: us-east-1` (your region) under `with:`, or set AWS_REGION.")
+        raise _bad(
+            "aws-region",
+            "no region is set.",
+            "add `aws-region: us-east-1` (your region) under `with:`, or set AWS_REGION.",
+        )
     if not _REGION.fullmatch(region):
-        raise _bad("aws-region", f"{region!r} is not an AWS region name.",
-                   "use a region code such as `us-east-1`.")
+        raise _bad(
+            "aws-region",
+            f"{region!r} is not an AWS region name.",
+            "use a region code such as `us-east-1`.",
+        )
 
     role = _optional(raw["role-to-assume"])
     if role is not None and not _ROLE_ARN.fullmatch(role):
-        raise _bad("role-to-assume", f"{role!r} is not an IAM role ARN.",
-                   "use the form arn:aws:iam::123456789012:role/NAME.")
+        raise _bad(
+            "role-to-assume",
+            f"{role!r} is not an IAM role ARN.",
+            "use the form arn:aws:iam::123456789012:role/NAME.",
+        )
     session_name = raw["role-session-name"].strip()
     if not _SESSION_NAME.fullmatch(session_name):
-        raise _bad("role-session-name", f"{session_name!r} is not a valid session name.",
-                   "use 2 to 64 characters of letters, digits and _+=,.@-.")
+        raise _bad(
+            "role-session-name",
+            f"{session_name!r} is not a valid session name.",
+            "use 2 to 64 characters of letters, digits and _+=,.@-.",
+        )
     audience = raw["audience"].strip()
     if not audience:
         raise _bad("audience", "is empty.", "leave it out to use sts.amazonaws.com.")
 
     prefix = raw["name-prefix"].strip()
     if not _PREFIX.fullmatch(prefix) or len(prefix) > 511:
-        raise _bad("name-prefix", f"{prefix!r} is not a valid secret name prefix.",
-                   "use at most 511 characters of A-Z a-z 0-9 / _ + = . @ -.")
+        raise _bad(
+            "name-prefix",
+            f"{prefix!r} is not a valid secret name prefix.",
+            "use at most 511 characters of A-Z a-z 0-9 / _ + = . @ -.",
+        )
 
     missing = raw["missing"].strip()
     if missing not in ("fail", "skip"):
@@ -238,23 +324,35 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
 
     kind = raw["eso-secret-store-kind"].strip()
     if kind not in ("ClusterSecretStore", "SecretStore"):
-        raise _bad("eso-secret-store-kind", f"{kind!r} is not a store kind.",
-                   "use `ClusterSecretStore` or `SecretStore`.")
+        raise _bad(
+            "eso-secret-store-kind",
+            f"{kind!r} is not a store kind.",
+            "use `ClusterSecretStore` or `SecretStore`.",
+        )
     store = raw["eso-secret-store"].strip()
     if not _K8S_NAME.fullmatch(store):
-        raise _bad("eso-secret-store", f"{store!r} is not a Kubernetes object name.",
-                   "use lower-case letters, digits, '-' and '.'.")
+        raise _bad(
+            "eso-secret-store",
+            f"{store!r} is not a Kubernetes object name.",
+            "use lower-case letters, digits, '-' and '.'.",
+        )
     interval = raw["eso-refresh-interval"].strip()
     if not _DURATION.fullmatch(interval):
-        raise _bad("eso-refresh-interval", f"{interval!r} is not a duration.",
-                   "use a Go duration such as `1h`, `15m` or `30s`.")
+        raise _bad(
+            "eso-refresh-interval",
+            f"{interval!r} is not a duration.",
+            "use a Go duration such as `1h`, `15m` or `30s`.",
+        )
     eso_text = raw["eso-manifests"].strip()
     eso_path = _workspace_path("eso-manifests", eso_text, workspace) if eso_text else None
 
     repository = env.get("GITHUB_REPOSITORY", "").strip()
     if not _REPOSITORY.fullmatch(repository):
-        raise InputError("GITHUB_REPOSITORY", f"{repository!r} is not OWNER/REPO.",
-                         "run inside GitHub Actions, or set GITHUB_REPOSITORY=owner/repo.")
+        raise InputError(
+            "GITHUB_REPOSITORY",
+            f"{repository!r} is not OWNER/REPO.",
+            "run inside GitHub Actions, or set GITHUB_REPOSITORY=owner/repo.",
+        )
 
     timeout_text = env.get("SECRETS_SYNC_TIMEOUT", "").strip() or "30"
     try:
@@ -262,8 +360,11 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
     except ValueError:
         timeout = -1.0
     if not 0 < timeout <= 600:
-        raise InputError("SECRETS_SYNC_TIMEOUT", f"{timeout_text!r} is not a number of seconds.",
-                         "use a number from 1 to 600, or unset it.")
+        raise InputError(
+            "SECRETS_SYNC_TIMEOUT",
+            f"{timeout_text!r} is not a number of seconds.",
+            "use a number from 1 to 600, or unset it.",
+        )
 
     return Settings(
         mapping_text=mapping_text,
@@ -272,8 +373,9 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         region=region,
         role_to_assume=role,
         role_session_name=session_name,
-        role_duration_seconds=parse_int("role-duration-seconds", raw["role-duration-seconds"],
-                                        900, 43200),
+        role_duration_seconds=parse_int(
+            "role-duration-seconds", raw["role-duration-seconds"], 900, 43200
+        ),
         audience=audience,
         name_prefix=prefix,
         default_tags_text=raw["default-tags"],

@@ -31,8 +31,9 @@ def build_secret_string(spec: SecretSpec, values: Mapping[str, str]) -> str:
     if spec.value_source is not None:
         return values[spec.value_source]
     # Compact, like Terraform's jsonencode; comparisons are made on the parsed JSON anyway.
-    return json.dumps({k: values[src] for k, src in spec.fields}, separators=(",", ":"),
-                      ensure_ascii=False)
+    return json.dumps(
+        {k: values[src] for k, src in spec.fields}, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def lookup(
@@ -72,7 +73,10 @@ def resolve(
         text = build_secret_string(spec, values)
         size = len(text.encode("utf-8"))
         if size > MAX_SECRET_BYTES:
-            raise InputError(spec.name, f"the secret string is over {MAX_SECRET_BYTES} bytes.",
-                             "AWS allows no more; split it into several secrets.")
+            raise InputError(
+                spec.name,
+                f"the secret string is over {MAX_SECRET_BYTES} bytes.",
+                "AWS allows no more; split it into several secrets.",
+            )
         out.append(Desired(spec, text))
     return tuple(out)

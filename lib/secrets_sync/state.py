@@ -58,7 +58,8 @@ def _from_entry(entry: Any) -> Current:
         rotation_enabled=bool(entry.get("RotationEnabled")),
         replica_regions=(
             tuple(r["Region"] for r in entry["ReplicationStatus"])
-            if "ReplicationStatus" in entry else None
+            if "ReplicationStatus" in entry
+            else None
         ),
     )
 
@@ -83,15 +84,16 @@ def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
                 return found
             kwargs["NextToken"] = token
     except ClientError as exc:
-        raise AwsError("ListSecrets", f"cannot list the secrets under {prefix!r} "
-                       f"({describe_error(exc)}).",
-                       "grant secretsmanager:ListSecrets to the role (see `secrets-sync "
-                       "iam-policy`).") from None
+        raise AwsError(
+            "ListSecrets",
+            f"cannot list the secrets under {prefix!r} ({describe_error(exc)}).",
+            "grant secretsmanager:ListSecrets to the role (see `secrets-sync iam-policy`).",
+        ) from None
 
 
 def _chunks(items: Sequence[Current], size: int) -> Iterator[Sequence[Current]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Current]:
@@ -110,8 +112,9 @@ def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Curre
         if got is None:
             out.append(read_value(client, current))
         elif "SecretString" in got:
-            out.append(replace(current, version_id=got.get("VersionId"),
-                               secret_string=got["SecretString"]))
+            out.append(
+                replace(current, version_id=got.get("VersionId"), secret_string=got["SecretString"])
+            )
         else:  # a binary secret: any string we write differs from it
             out.append(replace(current, version_id=got.get("VersionId")))
     return out
@@ -125,8 +128,7 @@ def read_value(client: SecretsManagerClient, current: Current) -> Current:
             # Created, but no version yet (or gone since ListSecrets): nothing to compare with.
             return current
         return replace(current, read_error=describe_error(exc))
-    return replace(current, version_id=got.get("VersionId"),
-                   secret_string=got.get("SecretString"))
+    return replace(current, version_id=got.get("VersionId"), secret_string=got.get("SecretString"))
 
 
 def read_values(
@@ -136,14 +138,15 @@ def read_values(
     live = [c for c in currents if not c.deleted]
     out: dict[str, Current] = {}
     try:
-        for result in executor.map(lambda chunk: _batch(client, chunk),
-                                   _chunks(live, BATCH_SIZE)):
+        for result in executor.map(lambda chunk: _batch(client, chunk), _chunks(live, BATCH_SIZE)):
             out.update((c.name, c) for c in result)
     except ClientError as exc:
-        raise AwsError("BatchGetSecretValue", f"cannot read the current values "
-                       f"({describe_error(exc)}).",
-                       "grant secretsmanager:BatchGetSecretValue and GetSecretValue on the "
-                       "secrets (see `secrets-sync iam-policy`).") from None
+        raise AwsError(
+            "BatchGetSecretValue",
+            f"cannot read the current values ({describe_error(exc)}).",
+            "grant secretsmanager:BatchGetSecretValue and GetSecretValue on the "
+            "secrets (see `secrets-sync iam-policy`).",
+        ) from None
     return out
 
 
@@ -164,4 +167,3 @@ def read_one(client: SecretsManagerClient, name: str) -> Current | None:
         raise
     current = _from_entry(entry)
     return current if current.deleted else read_value(client, current)
-

@@ -12,15 +12,23 @@ from .apply import Result
 from .plan import WRITES, Action
 
 OUTPUTS: tuple[tuple[str, str], ...] = (
-    ("arns", "JSON object: full secret name to ARN, for every secret of the mapping that exists "
-             "after the run."),
+    (
+        "arns",
+        "JSON object: full secret name to ARN, for every secret of the mapping that exists "
+        "after the run.",
+    ),
     ("created", "JSON array of the names of created secrets."),
-    ("updated", "JSON array of the names of secrets whose value, tags, description or replicas "
-                "were updated, or that were restored."),
+    (
+        "updated",
+        "JSON array of the names of secrets whose value, tags, description or replicas "
+        "were updated, or that were restored.",
+    ),
     ("unchanged", "JSON array of the names of secrets that needed no write."),
     ("deleted", "JSON array of the names of pruned secrets (scheduled for deletion)."),
-    ("skipped", "JSON array of the names of secrets left untouched for a missing source "
-                "(`missing: skip`)."),
+    (
+        "skipped",
+        "JSON array of the names of secrets left untouched for a missing source (`missing: skip`).",
+    ),
     ("failed", "JSON array of the names of secrets that failed or are in conflict."),
     ("changed", "`true` if anything was written (in a dry run: would be written)."),
     ("results", "JSON array of `{name, action, arn, version_id, error}`, one per secret."),
@@ -47,19 +55,31 @@ def changed(results: Sequence[Result]) -> bool:
 
 
 def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[str, str]:
-    names: dict[str, list[str]] = {b: [] for b in
-                                   ("created", "updated", "unchanged", "deleted", "skipped",
-                                    "failed")}
+    names: dict[str, list[str]] = {
+        b: [] for b in ("created", "updated", "unchanged", "deleted", "skipped", "failed")
+    }
     for r in results:
         names[bucket(r)].append(r.name)
-    arns = {r.name: r.arn for r in results
-            if r.arn and r.action is not Action.DELETE and r.step.desired is not None}
+    arns = {
+        r.name: r.arn
+        for r in results
+        if r.arn and r.action is not Action.DELETE and r.step.desired is not None
+    }
     out = {"arns": json.dumps(arns, sort_keys=True)}
     out.update({k: json.dumps(v) for k, v in names.items()})
     out["changed"] = "true" if changed(results) else "false"
-    out["results"] = json.dumps([
-        {"name": r.name, "action": str(r.action), "arn": r.arn, "version_id": r.version_id,
-         "error": r.error} for r in results])
+    out["results"] = json.dumps(
+        [
+            {
+                "name": r.name,
+                "action": str(r.action),
+                "arn": r.arn,
+                "version_id": r.version_id,
+                "error": r.error,
+            }
+            for r in results
+        ]
+    )
     if manifests is not None:
         out["manifests"] = str(manifests)
     return out
@@ -67,8 +87,9 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
 
 def as_json(outs: dict[str, str]) -> str:
     """The outputs as one JSON document, for the CLI outside Actions."""
-    return json.dumps({k: v if k == "manifests" else json.loads(v) for k, v in outs.items()},
-                      indent=2)
+    return json.dumps(
+        {k: v if k == "manifests" else json.loads(v) for k, v in outs.items()}, indent=2
+    )
 
 
 def counts(results: Sequence[Result]) -> str:
@@ -108,15 +129,16 @@ def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repositor
         f"### {title}",
         "",
         f"{len(results)} secrets in `{region}` for `{repository}`: {counts(results)}"
-        + (f" ({would}written: {sum(r.action in WRITES for r in results)})"
-           if dry_run else "") + ".",
+        + (f" ({would}written: {sum(r.action in WRITES for r in results)})" if dry_run else "")
+        + ".",
         "",
         "| Secret | Action | ARN | Keys |",
         "| --- | --- | --- | --- |",
     ]
     for r in results:
-        action = f"{r.action} (failed)" if r.error and r.action is not Action.CONFLICT else str(
-            r.action)
+        action = (
+            f"{r.action} (failed)" if r.error and r.action is not Action.CONFLICT else str(r.action)
+        )
         arn = f"`{r.arn}`" if r.arn else ""
         lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} |")
     problems = [r for r in results if r.error]

@@ -20,8 +20,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "entrypoint.py"
 REPOSITORY = "lornu-ai/app"
-_OUTPUT = re.compile(r"^(?P<name>[^\n<]+)<<(?P<delim>ghadelimiter_[0-9a-f-]+)\n(?P<value>.*?)\n"
-                     r"(?P=delim)\n", re.S | re.M)
+_OUTPUT = re.compile(
+    r"^(?P<name>[^\n<]+)<<(?P<delim>ghadelimiter_[0-9a-f-]+)\n(?P<value>.*?)\n"
+    r"(?P=delim)\n",
+    re.S | re.M,
+)
 
 
 @dataclass
@@ -102,12 +105,18 @@ def run_action(
     for name in drop:
         full.pop(name, None)
     proc = subprocess.run(
-        [sys.executable, str(ENTRYPOINT), *argv], env=full, cwd=workspace,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, str(ENTRYPOINT), *argv],
+        env=full,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     text = output_file.read_text()
-    run = ActionRun(proc.returncode, proc.stdout, proc.stderr, text, summary_file.read_text(),
-                    workspace)
+    run = ActionRun(
+        proc.returncode, proc.stdout, proc.stderr, text, summary_file.read_text(), workspace
+    )
     run.outputs = parse_outputs(text)
     return run
 
@@ -118,8 +127,13 @@ def run_action(
 def forms(value: str) -> set[str]:
     """Every form in which a value could escape: raw, each line, JSON-escaped, base64, digests."""
     raw = value.encode()
-    out = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
-           base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    out = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+    }
     out |= {line.strip() for line in value.splitlines() if len(line.strip()) >= 6}
     for algo in ("md5", "sha1", "sha256", "sha512"):
         digest = hashlib.new(algo, raw)
@@ -141,12 +155,18 @@ def assert_run_clean(run: ActionRun, values: Iterable[str]) -> None:
     line (credentials minted later may be masked later)."""
     values = list(values)
     lines = run.log_lines
-    first_other = next((i for i, line in enumerate(lines) if not line.startswith("::add-mask::")),
-                       len(lines))
+    first_other = next(
+        (i for i, line in enumerate(lines) if not line.startswith("::add-mask::")), len(lines)
+    )
     rest = [line for line in lines if not line.startswith("::add-mask::")]
     late_masks = "\n".join(lines[first_other:])
-    texts = {"stdout": "\n".join(rest), "stderr": run.stderr, "GITHUB_OUTPUT": run.output_text,
-             "step summary": run.summary, "late mask lines": late_masks}
+    texts = {
+        "stdout": "\n".join(rest),
+        "stderr": run.stderr,
+        "GITHUB_OUTPUT": run.output_text,
+        "step summary": run.summary,
+        "late mask lines": late_masks,
+    }
     for path in run.workspace.rglob("*"):
         if path.is_file():
             texts[str(path)] = path.read_text(errors="replace")

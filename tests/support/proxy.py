@@ -164,8 +164,10 @@ class AwsProxy:
         else:
             code, message = "InternalServiceError", "injected: service unavailable"
         if service == "sts":
-            payload = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
-                       f"<Message>{message}</Message></Error></ErrorResponse>").encode()
+            payload = (
+                f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                f"<Message>{message}</Message></Error></ErrorResponse>"
+            ).encode()
             ctype = "text/xml"
         else:
             payload = json.dumps({"__type": code, "message": message}).encode()

@@ -1,0 +1,3 @@
+# Types for the part of actions-toolkit that secrets-sync uses (the package ships none).
+
+def prepare_key_value_message(key: str, value: object) -> str: ...
