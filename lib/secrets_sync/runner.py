@@ -18,9 +18,10 @@ from actions_toolkit.command import Command
 from actions_toolkit.file_command import prepare_key_value_message
 
 REDACTED = "***"
-# Values shorter than this are still masked by the runner, but not replaced in our own lines:
-# replacing "1" or "ab" everywhere would garble ARNs without protecting anything.
-_MIN_REDACT = 4
+# Values shorter than this are still masked by the runner, but not replaced in our own lines
+# and outputs: replacing "prod" or "admin" everywhere would garble names and ARNs, and nothing
+# of ours ever writes a value on purpose; this is the second line of defence.
+_MIN_REDACT = 8
 
 
 class Runner:
