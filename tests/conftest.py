@@ -83,3 +83,13 @@ class Action:
 @pytest.fixture
 def action(proxy: AwsProxy, tmp_path: Path) -> Action:
     return Action(proxy, tmp_path)
+
+
+@pytest.fixture
+def oidc() -> Iterator[Any]:
+    """A local GitHub OIDC token service; `oidc.env()` gives the two ACTIONS_ID_TOKEN_* vars."""
+    from tests.support.action import REPOSITORY
+    from tests.support.oidc import OidcServer
+
+    with OidcServer(repository=REPOSITORY) as server:
+        yield server

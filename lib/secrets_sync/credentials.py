@@ -1,19 +1,43 @@
-"""AWS credentials and clients. Nothing below this module knows which path made the session."""
+"""AWS credentials and clients. Nothing below this module knows which path made the session.
+
+Paths, in order: `role-to-assume` with GitHub's OIDC variables → AssumeRoleWithWebIdentity
+(unsigned; ambient AWS settings ignored); `role-to-assume` with ambient credentials →
+sts:AssumeRole signed with them (role chaining); no role → the ambient credentials themselves.
+A role with nothing to sign for it fails at once, saying what to add to the workflow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
+import botocore.session
+from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    ProfileNotFound,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
 
+from . import oidc
 from .errors import CredentialsError
 from .runner import Runner
 from .settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sts import STSClient
+    from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
 # Adaptive mode: a client-side rate limiter that backs off when AWS throttles, so a burst of
 # writes settles at the account's quota instead of failing. Attempts are set explicitly because
@@ -22,29 +46,58 @@ RETRY_MODE: Literal["adaptive"] = "adaptive"
 MAX_ATTEMPTS = 8
 USER_AGENT = "secrets-sync"
 
+# AssumeRoleWithWebIdentity is retried here, not by botocore, because each attempt needs a fresh
+# token (they live five minutes) and only these answers are worth another one.
+STS_RETRY = oidc.Retry(attempts=4, base=0.5, cap=4.0)
+TOKEN_TIMEOUT_CAP = 10.0
+_THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "PriorRequestNotComplete",
+    }
+)
+_TRANSIENT = _THROTTLING | {"IDPCommunicationError"}
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
+# Events whose runs from a fork get no OIDC token and no secrets. pull_request_target is not one:
+# it runs in the base repository and can be granted `id-token: write`.
+_FORK_EVENTS = frozenset({"pull_request", "pull_request_review", "pull_request_review_comment"})
+PERMISSIONS_YAML = "permissions: { contents: read, id-token: write }"
+FORK_GUARD = "if: github.event.pull_request.head.repo.full_name == github.repository"
+
 
 def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3.Session:
-    """A boto3 session for the run: ambient credentials from the standard chain."""
-    key_id = env.get("AWS_ACCESS_KEY_ID") or None
-    secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
-    token = env.get("AWS_SESSION_TOKEN") or None
-    if key_id and secret_key:
-        runner.add_masks(s for s in (secret_key, token) if s)
-        return boto3.Session(
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret_key,
-            aws_session_token=token,
-            region_name=settings.region,
-        )
-    ambient = boto3.Session(region_name=settings.region)
-    if ambient.get_credentials() is None:
-        raise CredentialsError(
-            "credentials",
-            "no AWS credentials were found.",
-            "set `role-to-assume:` and grant `id-token: write` to the job, or configure "
-            "credentials in an earlier step.",
-        )
-    return ambient
+    """A boto3 session for the run, from whichever path the inputs and environment select."""
+    role = settings.role_to_assume
+    if role is None:
+        ambient = _ambient(settings, env, runner)
+        if ambient is None:
+            raise _no_credentials(env)
+        return ambient
+    if oidc.available(env):
+        creds = _assume_with_web_identity(settings, env, runner)
+        core: botocore.session.Session | None = _isolated_core()
+        how = "GitHub's OIDC token"
+    else:
+        ambient = _ambient(settings, env, runner)
+        if ambient is None:
+            raise _nothing_to_sign_with(role, env)
+        creds = _assume_with_ambient(settings, ambient)
+        core = None
+        how = "the ambient AWS credentials (role chaining)"
+    runner.add_masks([creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]])
+    runner.info(f"Assumed {role} with {how}.")
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=settings.region,
+        botocore_session=core,
+    )
 
 
 def client_config(settings: Settings) -> Config:
@@ -63,4 +116,299 @@ def secretsmanager(sess: boto3.Session, settings: Settings) -> SecretsManagerCli
         "secretsmanager",
         config=client_config(settings),
         endpoint_url=settings.endpoints.get("secretsmanager"),
+    )
+
+
+# The ambient chain --------------------------------------------------------------------------
+
+
+def _ambient(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3.Session | None:
+    """Credentials from the step's environment, else botocore's chain; None when there are none."""
+    key_id = env.get("AWS_ACCESS_KEY_ID") or None
+    secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
+    token = env.get("AWS_SESSION_TOKEN") or None
+    try:
+        if key_id and secret_key:
+            runner.add_masks(s for s in (secret_key, token) if s)
+            return boto3.Session(
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret_key,
+                aws_session_token=token,
+                region_name=settings.region,
+            )
+        ambient = boto3.Session(region_name=settings.region)
+        found = ambient.get_credentials()
+        if found is None:
+            return None
+        frozen = found.get_frozen_credentials()
+    except ProfileNotFound as exc:
+        raise CredentialsError(
+            "AWS_PROFILE",
+            f"names the profile {exc.kwargs.get('profile')!r}, which no AWS config file holds.",
+            "unset AWS_PROFILE, or configure that profile in an earlier step.",
+        ) from None
+    except BotoCoreError as exc:
+        raise CredentialsError(
+            "credentials",
+            f"the AWS credential chain failed ({type(exc).__name__}).",
+            "check the AWS settings of the earlier steps, or use `role-to-assume:` with "
+            f"`{PERMISSIONS_YAML}`.",
+        ) from None
+    runner.add_masks(s for s in (frozen.secret_key, frozen.token) if s)
+    return ambient
+
+
+def _isolated_core() -> botocore.session.Session:
+    """A botocore session that reads no AWS profile: on the web-identity path a stray
+    AWS_PROFILE in the environment must neither be used nor break the run. (Ambient keys are
+    out of play already: the STS call is unsigned and the result's keys are passed explicitly.)"""
+    return botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+
+
+def _sts_client(
+    sess: boto3.Session, settings: Settings, *, unsigned: bool, attempts: int
+) -> STSClient:
+    config = Config(
+        region_name=settings.region,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=min(5.0, settings.timeout_seconds),
+        read_timeout=settings.timeout_seconds,
+        user_agent_extra=USER_AGENT,
+    )
+    if unsigned:
+        config = config.merge(Config(signature_version=UNSIGNED))
+    return sess.client("sts", config=config, endpoint_url=sts_endpoint(settings))
+
+
+def sts_endpoint(settings: Settings) -> str:
+    """The regional STS endpoint (never the global one), or the configured endpoint URL."""
+    configured = settings.endpoints.get("sts")
+    if configured:
+        return configured
+    suffix = "amazonaws.com.cn" if settings.region.startswith("cn-") else "amazonaws.com"
+    return f"https://sts.{settings.region}.{suffix}"
+
+
+# Web identity -------------------------------------------------------------------------------
+
+
+def _assume_with_web_identity(
+    settings: Settings,
+    env: Mapping[str, str],
+    runner: Runner,
+    *,
+    retry: oidc.Retry = STS_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> CredentialsTypeDef:
+    role = settings.role_to_assume or ""
+    base = boto3.Session(botocore_session=_isolated_core(), region_name=settings.region)
+    client = _sts_client(base, settings, unsigned=True, attempts=1)
+    timeout = min(TOKEN_TIMEOUT_CAP, settings.timeout_seconds)
+    last = ""
+    for attempt in range(retry.attempts):
+        token = oidc.fetch_token(env, settings.audience, runner, timeout=timeout)
+        try:
+            answer = client.assume_role_with_web_identity(
+                RoleArn=role,
+                RoleSessionName=settings.role_session_name,
+                WebIdentityToken=token.value,
+                DurationSeconds=settings.role_duration_seconds,
+            )
+            return answer["Credentials"]
+        except ClientError as exc:
+            code, status, message = _error_of(exc, token.value)
+            if code not in _TRANSIENT and status < 500:
+                raise _web_identity_refused(settings, token.claims, code, message) from None
+            last = f"{code}: {message}" if message else code
+        except (BotoConnectionError, HTTPClientError) as exc:
+            last = f"no answer ({type(exc).__name__})"
+        if attempt + 1 < retry.attempts:
+            sleep(retry.delay(attempt, rng))
+    raise CredentialsError(
+        "role-to-assume",
+        f"AssumeRoleWithWebIdentity for {role} at {sts_endpoint(settings)} failed "
+        f"{retry.attempts} times, each with a fresh token (last: {last}).",
+        "this is on AWS's or GitHub's side; rerun the job in a few minutes.",
+    )
+
+
+def _web_identity_refused(
+    settings: Settings, claims: oidc.Claims, code: str, message: str
+) -> CredentialsError:
+    role = settings.role_to_assume or ""
+    said = f"{code}: {message}" if message else code
+    seen = f"The token's claims: {claims.describe()}."
+    condition = oidc.trust_condition(claims, settings.audience)
+    partition, account = _partition_and_account(role)
+    if code in _DENIED:
+        return CredentialsError(
+            "role-to-assume",
+            f"STS refused to let GitHub's OIDC token assume {role} ({said}). {seen}",
+            f"the trust policy of the role must allow sts:AssumeRoleWithWebIdentity for the "
+            f"federated principal arn:{partition}:iam::{account}:oidc-provider/{claims.provider} "
+            f"with a condition these claims match, e.g. {condition}",
+        )
+    if code == "InvalidIdentityToken":
+        return CredentialsError(
+            "role-to-assume",
+            f"STS rejected GitHub's OIDC token for {role} ({said}). {seen}",
+            f"account {account} needs the IAM OIDC identity provider "
+            f"https://{claims.provider} with the audience {settings.audience!r} (the "
+            f"`audience` input), and the role a trust condition such as {condition}",
+        )
+    return _sts_refused(settings, said, code, message)
+
+
+# Role chaining ------------------------------------------------------------------------------
+
+
+def _assume_with_ambient(settings: Settings, ambient: boto3.Session) -> CredentialsTypeDef:
+    role = settings.role_to_assume or ""
+    # Signed with the same credentials on every attempt, so botocore may retry it itself.
+    client = _sts_client(ambient, settings, unsigned=False, attempts=STS_RETRY.attempts)
+    try:
+        answer = client.assume_role(
+            RoleArn=role,
+            RoleSessionName=settings.role_session_name,
+            DurationSeconds=settings.role_duration_seconds,
+        )
+    except ClientError as exc:
+        code, status, message = _error_of(exc, "")
+        said = f"{code}: {message}" if message else code
+        if code in _DENIED:
+            raise CredentialsError(
+                "role-to-assume",
+                f"the ambient AWS credentials may not assume {role} ({said}).",
+                "allow their principal `sts:AssumeRole` in the role's trust policy, or assume "
+                f"the role with GitHub's OIDC token instead: add `{PERMISSIONS_YAML}` to the job.",
+            ) from None
+        if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken"):
+            raise CredentialsError(
+                "role-to-assume",
+                f"STS does not accept the ambient AWS credentials ({code}), so {role} cannot "
+                "be assumed with them.",
+                "fix or refresh the credentials an earlier step set, or drop them and add "
+                f"`{PERMISSIONS_YAML}` to the job to use GitHub's OIDC token.",
+            ) from None
+        if status >= 500 or code in _THROTTLING:
+            raise CredentialsError(
+                "role-to-assume",
+                f"sts:AssumeRole for {role} failed {STS_RETRY.attempts} times (last: {said}).",
+                "this is on AWS's side; rerun the job in a few minutes.",
+            ) from None
+        raise _sts_refused(settings, said, code, message) from None
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise CredentialsError(
+            "role-to-assume",
+            f"STS at {sts_endpoint(settings)} did not answer sts:AssumeRole "
+            f"({type(exc).__name__}).",
+            "check the runner's network access to STS, or rerun the job.",
+        ) from None
+    return answer["Credentials"]
+
+
+# Messages ----------------------------------------------------------------------------------
+
+
+def _sts_refused(settings: Settings, said: str, code: str, message: str) -> CredentialsError:
+    role = settings.role_to_assume or ""
+    lowered = message.lower()
+    if "duration" in lowered or "session limit" in lowered:
+        fix = (
+            f"lower `role-duration-seconds` (now {settings.role_duration_seconds}); role "
+            "chaining allows at most 3600, and no role more than its maximum session duration."
+        )
+    elif code == "RegionDisabledException":
+        fix = f"activate STS in {settings.region} (IAM, Account settings), or use another region."
+    elif code == "ExpiredTokenException":
+        fix = "rerun the job; the OIDC token expired before STS read it."
+    else:
+        fix = "check `role-to-assume`, `role-session-name` and the role's trust policy."
+    return CredentialsError("role-to-assume", f"STS refused to assume {role} ({said}).", fix)
+
+
+def _error_of(exc: ClientError, token: str) -> tuple[str, int, str]:
+    """The code, HTTP status and a one-line, bounded message of an AWS error. STS never echoes
+    the token, but a message is scrubbed of it anyway before it can reach a log."""
+    error: Mapping[str, Any] = exc.response.get("Error", {})
+    meta: Mapping[str, Any] = exc.response.get("ResponseMetadata", {})
+    code = str(error.get("Code") or "Unknown")
+    status = int(meta.get("HTTPStatusCode") or 0)
+    message = " ".join(str(error.get("Message") or "").split())
+    if token:
+        message = message.replace(token, "***")
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return code, status, message
+
+
+def _partition_and_account(role_arn: str) -> tuple[str, str]:
+    parts = role_arn.split(":")  # settings checked the form: arn:PARTITION:iam::ACCOUNT:role/...
+    return (parts[1], parts[4]) if len(parts) > 4 else ("aws", "ACCOUNT")
+
+
+def _no_credentials(env: Mapping[str, str]) -> CredentialsError:
+    if oidc.available(env):
+        fix = (
+            "this job may request a GitHub OIDC token: set `role-to-assume:` to the ARN of the "
+            "role to assume with it."
+        )
+    else:
+        fix = (
+            f"set `role-to-assume:` and add `{PERMISSIONS_YAML}` to the job, or configure AWS "
+            "credentials in an earlier step."
+        )
+    return CredentialsError("credentials", "no AWS credentials were found.", fix)
+
+
+def fork_pull_request(env: Mapping[str, str]) -> bool | None:
+    """True for a run of a pull request from a fork, False when it is not one, None when it is a
+    pull-request run whose head cannot be told (no readable event payload)."""
+    if env.get("GITHUB_EVENT_NAME", "") not in _FORK_EVENTS:
+        return False
+    path = env.get("GITHUB_EVENT_PATH", "")
+    if not path:
+        return None
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pull = payload.get("pull_request") if isinstance(payload, dict) else None
+    head = pull.get("head") if isinstance(pull, dict) else None
+    repo = head.get("repo") if isinstance(head, dict) else None
+    if not isinstance(repo, dict):
+        # GitHub sends `repo: null` when the fork has since been deleted: a fork all the same.
+        return True if isinstance(head, dict) and "repo" in head else None
+    if repo.get("fork") is True:
+        return True
+    full_name = repo.get("full_name")
+    base = env.get("GITHUB_REPOSITORY", "")
+    return bool(isinstance(full_name, str) and base and full_name.lower() != base.lower())
+
+
+def _nothing_to_sign_with(role: str, env: Mapping[str, str]) -> CredentialsError:
+    fork = fork_pull_request(env)
+    if fork:
+        return CredentialsError(
+            "role-to-assume",
+            f"this run is for a pull request from a fork, and GitHub gives such runs no OIDC "
+            f"token (nor secrets), so {role} cannot be assumed.",
+            "sync on `push` or `workflow_dispatch`, or skip this step for forks with "
+            f"`{FORK_GUARD}`.",
+        )
+    if fork is None:
+        return CredentialsError(
+            "role-to-assume",
+            f"this pull-request run has no GitHub OIDC token to assume {role} with, and no AWS "
+            "credentials; pull requests from forks never get a token.",
+            f"add `{PERMISSIONS_YAML}` to the job; if the pull request comes from a fork, skip "
+            f"this step for forks with `{FORK_GUARD}`.",
+        )
+    return CredentialsError(
+        "role-to-assume",
+        f"there is no GitHub OIDC token to assume {role} with ({oidc.REQUEST_URL} is not set), "
+        "and no AWS credentials to chain from.",
+        f"let the job request a token: add `{PERMISSIONS_YAML}` to the job (a job that sets "
+        "`permissions:` gets only what it lists).",
     )

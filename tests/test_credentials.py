@@ -1,0 +1,525 @@
+"""Credentials end to end: the entrypoint as the runner runs it, a local GitHub OIDC token service,
+and moto's STS behind the recording proxy. Every path, every error a user can see, the retry rules,
+and that no token or credential appears anywhere a user or a later step could read it."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.action import REPOSITORY, assert_no_leak, assert_run_clean
+from tests.support.proxy import AwsProxy, Call, Faults
+
+ROLE = "arn:aws:iam::123456789012:role/github-secrets-sync"
+MAPPING = "app/key: APP_KEY"
+CANARY = {"APP_KEY": "app-key-canary-3f9a1c7e"}
+SUB = f"repo:{REPOSITORY}:ref:refs/heads/main"
+# Ambient credentials that must be ignored on the web-identity path (and never printed).
+AMBIENT = {
+    "AWS_ACCESS_KEY_ID": "AKIAAMBIENTCANARY000",
+    "AWS_SECRET_ACCESS_KEY": "ambient-secret-canary-5d1e9b2a",
+    "AWS_SESSION_TOKEN": "ambient-session-canary-8c4f0a6d",
+    "AWS_PROFILE": "no-such-profile",
+}
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/")
+
+
+@dataclass(frozen=True)
+class Signing:
+    service: str  # "sts" or "secretsmanager"
+    key_id: str | None  # None: an unsigned request
+    session_token: str | None
+
+
+class StsProxy(AwsProxy):
+    """The recording proxy, also noting how each request was signed, and answering injected STS
+    faults with the codes STS itself uses (AccessDenied, InvalidIdentityToken, ...)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, Faults())
+        # A short poll interval: shutdown() waits up to one, and every test stops a proxy.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.signings: list[Signing] = []
+        self.sts_codes: dict[int, tuple[str, str]] = {}
+
+    def _handle(self, handler: Any) -> None:
+        target = handler.headers.get("X-Amz-Target", "")
+        match = _CREDENTIAL.search(handler.headers.get("Authorization", ""))
+        signing = Signing(
+            "secretsmanager" if target.startswith("secretsmanager") else "sts",
+            match.group(1) if match else None,
+            handler.headers.get("X-Amz-Security-Token"),
+        )
+        with self._lock:
+            self.signings.append(signing)
+        super()._handle(handler)
+
+    def _answer_fault(self, handler: Any, status: int, service: str) -> None:
+        if service != "sts" or status not in self.sts_codes:
+            AwsProxy._answer_fault(handler, status, service)
+            return
+        code, message = self.sts_codes[status]
+        payload = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+        ).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/xml")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    def keys(self, service: str) -> set[str | None]:
+        return {s.key_id for s in self.signings if s.service == service}
+
+    def sts_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.service == "sts"]
+
+    def fail(self, operation: str, status: int, code: str, message: str, times: int = 10**6):
+        """Answer the first `times` calls of an STS operation with this error."""
+        self.sts_codes[status] = (code, message)
+        seen = {"n": 0}
+
+        def rule(call: Call) -> int | None:
+            if call.operation != operation:
+                return None
+            seen["n"] += 1
+            return status if seen["n"] <= times else None
+
+        self.faults.rule = rule
+
+
+@pytest.fixture
+def proxy(moto):
+    """Overrides conftest's proxy for this module: `action` runs against this one."""
+    with StsProxy(moto) as p:
+        yield p
+
+
+def masked(run) -> list[str]:
+    prefix = "::add-mask::"
+    return [line[len(prefix) :] for line in run.log_lines if line.startswith(prefix)]
+
+
+def assert_secret_free(run, proxy, oidc=None, extra=()) -> None:
+    """Source values are masked before anything else is printed (assert_run_clean). Tokens and
+    credentials are born later, so for them: each is masked, and no form of it, nor of anything
+    else the run masked, appears anywhere but in its mask line."""
+    assert_run_clean(run, CANARY.values())
+    minted = {s.session_token for s in proxy.signings if s.session_token} - {
+        AMBIENT["AWS_SESSION_TOKEN"]
+    }
+    minted |= {s.key_id for s in proxy.signings if s.key_id and s.key_id.startswith("ASIA")}
+    tokens = set(oidc.issued) if oidc else set()
+    for value in minted | tokens:
+        assert value in masked(run), "a token or credential was not masked"
+    secrets = minted | tokens | {v for v in masked(run) if len(v) >= 10} | set(extra)
+    if oidc:
+        secrets.add(oidc.request_token)
+    unmasked = "\n".join(line for line in run.log_lines if not line.startswith("::add-mask::"))
+    texts = {
+        "stdout": unmasked,
+        "stderr": run.stderr,
+        "GITHUB_OUTPUT": run.output_text,
+        "step summary": run.summary,
+    }
+    for path in run.workspace.rglob("*"):
+        if path.is_file():
+            texts[str(path)] = path.read_text(errors="replace")
+    assert_no_leak(texts, secrets)
+
+
+def error_of(run) -> str:
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert len(run.errors) == 1, run.stdout
+    message = run.errors[0]
+    # Said once in the log and once in the step summary, on one line.
+    assert "%0A" not in message
+    assert "secrets-sync failed" in run.summary
+    return message
+
+
+def sync(action, *, role=ROLE, env=None, inputs=None, **kwargs):
+    given = {"secrets": MAPPING, **({"role-to-assume": role} if role else {}), **(inputs or {})}
+    return action(given, env={**CANARY, **(env or {})}, **kwargs)
+
+
+# The paths ------------------------------------------------------------------------------------
+
+
+def test_web_identity_assumes_the_role_and_ignores_ambient_credentials(action, proxy, oidc, sm):
+    run = sync(action, env={**oidc.env(), **AMBIENT})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("created") == ["app/key"]
+    stored = json.loads(sm.get_secret_value(SecretId="app/key")["SecretString"])
+    assert stored == {"APP_KEY": CANARY["APP_KEY"]}
+
+    assert oidc.audiences == ["sts.amazonaws.com"]
+    assert all(r.authorized for r in oidc.requests)
+    [call] = proxy.sts_calls()
+    assert call.operation == "AssumeRoleWithWebIdentity"
+    assert call.body["RoleArn"] == ROLE
+    assert call.body["RoleSessionName"] == "secrets-sync"
+    assert call.body["DurationSeconds"] == "900"
+    assert call.body["WebIdentityToken"] == oidc.issued[0]
+    # The STS call is unsigned; Secrets Manager is signed with the role's temporary keys only.
+    assert proxy.keys("sts") == {None}
+    [key] = proxy.keys("secretsmanager")
+    assert key.startswith("ASIA")
+    assert AMBIENT["AWS_ACCESS_KEY_ID"] not in {s.key_id for s in proxy.signings}
+    lines = run.log_lines
+    assumed = lines.index(f"Assumed {ROLE} with GitHub's OIDC token.")
+    # Masked at birth: the token and the session token are masked before that line is written.
+    assert lines.index(f"::add-mask::{oidc.issued[0]}") < assumed
+    [session_token] = {s.session_token for s in proxy.signings if s.session_token}
+    assert lines.index(f"::add-mask::{session_token}") < assumed
+    assert_secret_free(run, proxy, oidc, extra=AMBIENT.values())
+
+
+def test_web_identity_passes_session_name_duration_and_audience(action, proxy, oidc):
+    inputs = {
+        "role-session-name": "deploy@lornu-42",
+        "role-duration-seconds": "3600",
+        "audience": "https://example.com/aud x",
+    }
+    run = sync(action, env=oidc.env(), inputs=inputs)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert oidc.audiences == ["https://example.com/aud x"]
+    [call] = proxy.sts_calls()
+    assert call.body["RoleSessionName"] == "deploy@lornu-42"
+    assert call.body["DurationSeconds"] == "3600"
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_role_chaining_signs_assume_role_with_ambient_credentials(action, proxy, oidc):
+    run = sync(action)  # no OIDC variables; the base env has AWS keys "testing"
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert proxy.ops("sts") == ["AssumeRole"]
+    [call] = proxy.sts_calls()
+    assert (call.body["RoleArn"], call.body["RoleSessionName"]) == (ROLE, "secrets-sync")
+    assert proxy.keys("sts") == {"testing"}
+    [key] = proxy.keys("secretsmanager")
+    assert key.startswith("ASIA")
+    assert oidc.requests == []
+    assert f"Assumed {ROLE} with the ambient AWS credentials (role chaining)." in run.log_lines
+    assert_secret_free(run, proxy)
+
+
+def test_no_role_uses_the_ambient_credentials(action, proxy, oidc):
+    # The OIDC variables are there, but without a role there is nothing to use them for.
+    run = sync(action, role=None, env=oidc.env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert proxy.ops("sts") == []
+    assert proxy.keys("secretsmanager") == {"testing"}
+    assert oidc.requests == []
+    assert_secret_free(run, proxy)
+
+
+# No credentials at all -----------------------------------------------------------------------
+
+NO_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+
+
+def test_no_role_and_no_credentials(action, proxy):
+    run = sync(action, role=None, drop=NO_KEYS)
+    message = error_of(run)
+    assert "credentials: no AWS credentials were found." in message
+    assert "permissions: { contents: read, id-token: write }" in message
+    assert proxy.calls == []
+
+
+def test_no_role_and_no_credentials_but_a_token_names_the_role_input(action, proxy, oidc):
+    run = sync(action, role=None, env=oidc.env(), drop=NO_KEYS)
+    message = error_of(run)
+    assert "set `role-to-assume:` to the ARN of the role to assume with it" in message
+    assert proxy.calls == []
+    assert oidc.requests == []
+
+
+def test_a_missing_aws_profile_is_named(action, proxy):
+    run = sync(action, role=None, env={"AWS_PROFILE": "no-such-profile"}, drop=NO_KEYS)
+    message = error_of(run)
+    assert "AWS_PROFILE: names the profile 'no-such-profile', which no AWS config file" in message
+    assert proxy.calls == []
+
+
+def test_role_without_token_or_credentials_names_id_token_write(action, proxy):
+    started = time.monotonic()
+    run = sync(action, drop=NO_KEYS)
+    elapsed = time.monotonic() - started
+    message = error_of(run)
+    assert f"there is no GitHub OIDC token to assume {ROLE} with" in message
+    assert "add `permissions: { contents: read, id-token: write }` to the job" in message
+    assert "permissions: { contents: read, id-token: write }" in run.summary
+    assert proxy.calls == []
+    assert elapsed < 10
+
+
+def event_env(tmp_path, event, payload):
+    path = tmp_path / f"event-{event}.json"
+    path.write_text(json.dumps(payload))
+    return {"GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(path)}
+
+
+def pr(full_name, fork):
+    return {"pull_request": {"number": 7, "head": {"repo": {"full_name": full_name, "fork": fork}}}}
+
+
+# Which pull-request runs count as from a fork is unit-tested in test_oidc.py; here, the messages.
+
+
+def test_pull_request_from_a_fork_gets_its_own_message(action, proxy, tmp_path):
+    env = event_env(tmp_path, "pull_request", pr("contributor/app", True))
+    run = sync(action, env=env, drop=NO_KEYS)
+    message = error_of(run)
+    assert "this run is for a pull request from a fork" in message
+    assert "GitHub gives such runs no OIDC token" in message
+    assert "if: github.event.pull_request.head.repo.full_name == github.repository" in message
+    assert "add `permissions:" not in message
+    assert proxy.calls == []
+
+
+def test_pull_request_target_without_a_token_gets_the_permissions_message(action, proxy, tmp_path):
+    # pull_request_target runs in the base repository and may be granted a token, fork or not.
+    env = event_env(tmp_path, "pull_request_target", pr("contributor/app", True))
+    run = sync(action, env=env, drop=NO_KEYS)
+    message = error_of(run)
+    assert "add `permissions: { contents: read, id-token: write }` to the job" in message
+    assert "from a fork" not in message
+
+
+def test_pull_request_of_unknown_origin_names_both_fixes(action, proxy):
+    run = sync(action, env={"GITHUB_EVENT_NAME": "pull_request"}, drop=NO_KEYS)
+    message = error_of(run)
+    assert "pull requests from forks never get a token" in message
+    assert "add `permissions: { contents: read, id-token: write }` to the job" in message
+    assert "if: github.event.pull_request.head.repo.full_name == github.repository" in message
+
+
+# Refusals are final, and say what to change ---------------------------------------------------
+
+
+def test_access_denied_is_not_retried_and_shows_claims_beside_a_trust_condition(
+    action, proxy, oidc
+):
+    proxy.fail(
+        "AssumeRoleWithWebIdentity",
+        403,
+        "AccessDenied",
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    )
+    started = time.monotonic()
+    run = sync(action, env=oidc.env())
+    elapsed = time.monotonic() - started
+    message = error_of(run)
+    assert elapsed < 10  # a permanent error fails within seconds
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+    assert len(oidc.requests) == 1
+    assert proxy.ops() == []  # no Secrets Manager call
+    assert (
+        f"STS refused to let GitHub's OIDC token assume {ROLE} "
+        "(AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity)"
+    ) in message
+    assert f"sub='{SUB}', aud='sts.amazonaws.com', repository='{REPOSITORY}'" in message
+    assert "ref='refs/heads/main'" in message
+    assert f"job_workflow_ref='{REPOSITORY}/.github/workflows/sync.yml@refs/heads/main'" in message
+    assert "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com" in message
+    assert (
+        '{"Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": '
+        f'"sts.amazonaws.com", "token.actions.githubusercontent.com:sub": "{SUB}"}}}}}}'
+    ) in message
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_invalid_identity_token_is_not_retried_and_names_the_provider(action, proxy, oidc):
+    proxy.fail(
+        "AssumeRoleWithWebIdentity",
+        400,
+        "InvalidIdentityToken",
+        "No OpenIDConnect provider found in your account for "
+        "https://token.actions.githubusercontent.com",
+    )
+    run = sync(action, env=oidc.env(), inputs={"audience": "sts.example"})
+    message = error_of(run)
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+    assert len(oidc.requests) == 1
+    assert f"STS rejected GitHub's OIDC token for {ROLE} (InvalidIdentityToken: No " in message
+    assert (
+        "account 123456789012 needs the IAM OIDC identity provider "
+        "https://token.actions.githubusercontent.com with the audience 'sts.example'"
+    ) in message
+    assert f"sub='{SUB}', aud='sts.example'" in message
+    assert '"token.actions.githubusercontent.com:aud": "sts.example"' in message
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_a_duration_the_role_does_not_allow_is_not_retried(action, proxy, oidc):
+    proxy.fail(
+        "AssumeRoleWithWebIdentity",
+        400,
+        "ValidationError",
+        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+    )
+    run = sync(action, env=oidc.env(), inputs={"role-duration-seconds": "43200"})
+    message = error_of(run)
+    assert len(proxy.sts_calls()) == 1
+    assert "lower `role-duration-seconds` (now 43200)" in message
+    assert_secret_free(run, proxy, oidc)
+
+
+# What is retried -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "Throttling"),
+        (503, "ServiceUnavailable"),
+        (400, "IDPCommunicationError"),
+    ],
+)
+def test_transient_sts_errors_are_retried_each_with_a_fresh_token(
+    action, proxy, oidc, status, code
+):
+    proxy.fail("AssumeRoleWithWebIdentity", status, code, "try again", times=1)
+    run = sync(action, env=oidc.env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = proxy.sts_calls()
+    assert [c.status for c in calls] == [status, 200]
+    tokens = [c.body["WebIdentityToken"] for c in calls]
+    assert tokens == oidc.issued
+    assert len(set(tokens)) == 2
+    assert run.json("created") == ["app/key"]
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_sts_retries_are_bounded(action, proxy, oidc):
+    proxy.fail("AssumeRoleWithWebIdentity", 503, "ServiceUnavailable", "down")
+    run = sync(action, env=oidc.env())
+    message = error_of(run)
+    assert len(proxy.sts_calls()) == 4
+    assert len(oidc.issued) == 4
+    assert "failed 4 times, each with a fresh token (last: ServiceUnavailable: down)" in message
+    assert "rerun the job in a few minutes" in message
+    assert proxy.ops() == []
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_token_service_5xx_then_ok(action, proxy, oidc):
+    oidc.queue("5xx")
+    run = sync(action, env=oidc.env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [r.status for r in oidc.requests] == [503, 200]
+    assert len(proxy.sts_calls()) == 1
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_token_service_always_5xx(action, proxy, oidc):
+    oidc.mode = "5xx"
+    run = sync(action, env=oidc.env())
+    message = error_of(run)
+    assert [r.status for r in oidc.requests] == [503, 503, 503]
+    assert "GitHub OIDC token: GitHub's token service at 127.0.0.1 failed 3 times" in message
+    assert "(last answer: HTTP 503)" in message
+    assert proxy.calls == []
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_token_service_hang_times_out(action, proxy, oidc):
+    oidc.mode = "hang"
+    run = sync(action, env={**oidc.env(), "SECRETS_SYNC_TIMEOUT": "0.5"})
+    message = error_of(run)
+    assert len(oidc.requests) == 3
+    assert "failed 3 times (last: no answer within 0.5 s)" in message
+    assert proxy.calls == []
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_token_service_refusal_is_not_retried(action, proxy, oidc):
+    run = sync(action, env={**oidc.env(), "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "stale-bearer-0123"})
+    message = error_of(run)
+    assert [(r.authorized, r.status) for r in oidc.requests] == [(False, 401)]
+    assert "refused the request (HTTP 401)" in message
+    assert proxy.calls == []
+    assert_secret_free(run, proxy, oidc, extra=["stale-bearer-0123"])
+
+
+def test_token_service_answer_without_a_token(action, proxy, oidc):
+    oidc.mode = "empty"
+    run = sync(action, env=oidc.env())
+    message = error_of(run)
+    assert "answered without a token (no `value` in its JSON)" in message
+    assert len(oidc.requests) == 1
+    assert proxy.calls == []
+
+
+# Role chaining errors ------------------------------------------------------------------------
+
+
+def test_chaining_access_denied_is_not_retried(action, proxy):
+    proxy.fail(
+        "AssumeRole",
+        403,
+        "AccessDenied",
+        "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sts:AssumeRole",
+    )
+    started = time.monotonic()
+    run = sync(action)
+    elapsed = time.monotonic() - started
+    message = error_of(run)
+    assert elapsed < 10
+    assert proxy.ops("sts") == ["AssumeRole"]
+    assert f"the ambient AWS credentials may not assume {ROLE}" in message
+    assert "user/ci is not authorized" in message
+    assert "add `permissions: { contents: read, id-token: write }` to the job" in message
+    assert_secret_free(run, proxy)
+
+
+def test_chaining_with_rejected_credentials(action, proxy):
+    proxy.fail("AssumeRole", 403, "InvalidClientTokenId", "The security token is invalid.")
+    run = sync(action)
+    message = error_of(run)
+    assert (
+        f"STS does not accept the ambient AWS credentials (InvalidClientTokenId), so {ROLE} "
+        "cannot be assumed with them."
+    ) in message
+    assert proxy.ops("sts") == ["AssumeRole"]
+
+
+def test_chaining_is_retried_on_throttling(action, proxy):
+    proxy.fail("AssumeRole", 400, "Throttling", "Rate exceeded", times=1)
+    run = sync(action)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [c.status for c in proxy.sts_calls()] == [400, 200]
+    assert_secret_free(run, proxy)
+
+
+# Inputs are checked before any network call ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        ({"role-to-assume": "arn:aws:iam::1234:role/x"}, "input `role-to-assume`"),
+        ({"role-to-assume": "arn:aws:iam::123456789012:user/x"}, "is not an IAM role ARN"),
+        ({"role-session-name": "x"}, "input `role-session-name`"),
+        ({"role-duration-seconds": "899"}, "899 is out of range"),
+        ({"role-duration-seconds": "43201"}, "43201 is out of range"),
+        ({"aws-region": "mars-north"}, "is not an AWS region name"),
+        ({"aws-region": ""}, "no region is set"),
+    ],
+)
+def test_bad_credential_inputs_fail_before_any_call(action, proxy, oidc, inputs, expected):
+    run = sync(action, env=oidc.env(), inputs=inputs)
+    message = error_of(run)
+    assert expected in message
+    assert oidc.requests == []
+    assert proxy.calls == []
