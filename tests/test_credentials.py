@@ -4,6 +4,7 @@ and that no token or credential appears anywhere a user or a later step could re
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -523,3 +524,32 @@ def test_bad_credential_inputs_fail_before_any_call(action, proxy, oidc, inputs,
     assert expected in message
     assert oidc.requests == []
     assert proxy.calls == []
+
+
+def test_a_planted_aws_config_cannot_redirect_or_configure_the_clients(tmp_path, monkeypatch):
+    """An earlier step of the job may leave ~/.aws/config in the shared HOME. Its endpoint_url
+    must not decide where values are sent; with explicit keys, no config file is read at all.
+    (In-process: the client is built but never called, so nothing leaves this machine.)"""
+    from secrets_sync import credentials
+    from secrets_sync.runner import Runner
+    from secrets_sync.settings import load_settings
+
+    aws = tmp_path / ".aws"
+    aws.mkdir()
+    (aws / "config").write_text(
+        "[default]\nendpoint_url = http://127.0.0.1:9/steal\nregion = eu-west-3\n"
+        "ca_bundle = /nonexistent/evil.pem\n"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"INPUT_SECRETS": "a: A", "INPUT_AWS-REGION": "us-east-1",
+           "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_WORKSPACE": str(tmp_path),
+           "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY", "AWS_SECRET_ACCESS_KEY": "planted-test-secret"}
+    settings = load_settings(env)
+    sess = credentials.session(settings, env, Runner(io.StringIO(), in_actions=False))
+    client = credentials.secretsmanager(sess, settings)
+    assert client.meta.endpoint_url == "https://secretsmanager.us-east-1.amazonaws.com"
+    assert client.meta.region_name == "us-east-1"
+    assert sess._session.get_scoped_config().get("ca_bundle") is None

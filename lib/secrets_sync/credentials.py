@@ -9,6 +9,7 @@ A role with nothing to sign for it fails at once, saying what to add to the work
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -108,6 +109,10 @@ def client_config(settings: Settings) -> Config:
         connect_timeout=min(5.0, settings.timeout_seconds),
         read_timeout=settings.timeout_seconds,
         user_agent_extra=USER_AGENT,
+        # Only the AWS_ENDPOINT_URL* variables (resolved in settings and passed explicitly) may
+        # point us elsewhere: an `endpoint_url` left in ~/.aws/config by an earlier step of the
+        # job (HOME is shared) must not redirect where the values are sent.
+        ignore_configured_endpoint_urls=True,  # type: ignore[call-arg]  # botocore 1.31+; stubs lag
     )
 
 
@@ -135,6 +140,7 @@ def _ambient(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto
                 aws_secret_access_key=secret_key,
                 aws_session_token=token,
                 region_name=settings.region,
+                botocore_session=_isolated_core(),
             )
         ambient = boto3.Session(region_name=settings.region)
         found = ambient.get_credentials()
@@ -159,10 +165,17 @@ def _ambient(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto
 
 
 def _isolated_core() -> botocore.session.Session:
-    """A botocore session that reads no AWS profile: on the web-identity path a stray
-    AWS_PROFILE in the environment must neither be used nor break the run. (Ambient keys are
-    out of play already: the STS call is unsigned and the result's keys are passed explicitly.)"""
-    return botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    """A botocore session that reads no AWS profile and no AWS config or credentials file: when
+    the keys are given explicitly (web identity, or keys in the step's env), a stray AWS_PROFILE
+    must neither be used nor break the run, and a ~/.aws/config planted in the job's shared
+    HOME (endpoint_url, ca_bundle, credential_process) must have no say."""
+    return botocore.session.Session(
+        session_vars={
+            "profile": (None, None, None, None),
+            "config_file": (None, None, os.devnull, None),
+            "credentials_file": (None, None, os.devnull, None),
+        }
+    )
 
 
 def _sts_client(
