@@ -29,15 +29,21 @@ $(LINT_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,lint]'
 	touch $@
 
+# Workflows: the action's own, and the examples (files in examples/ with a top-level `jobs:`;
+# the others there are mapping files, which tests/test_metadata.py checks against the schema).
+WORKFLOWS = $(wildcard .github/workflows/*.yml) $(shell grep -l '^jobs:' examples/*.yml)
+
 lint: $(LINT_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/actionlint
-	$(BIN)/zizmor --offline .github/workflows examples
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck $(WORKFLOWS)
+	$(BIN)/shellcheck .github/selftest/*.sh
+	$(BIN)/zizmor --offline action.yml .github/dependabot.yml $(WORKFLOWS)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
 bench: venv
 	$(BIN)/python bench/bench.py

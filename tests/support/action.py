@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,12 @@ def run_action(
     argv: Iterable[str] = (),
     files: Mapping[str, str] | None = None,
     timeout: float = 120,
+    command: Sequence[str] | None = None,
 ) -> ActionRun:
-    """Run entrypoint.py with inputs given as INPUT_<NAME> (hyphens kept), as the runner does."""
+    """Run entrypoint.py with inputs given as INPUT_<NAME> (hyphens kept), as the runner does.
+
+    `command` replaces `python entrypoint.py` (tests/test_image.py runs the image's ENTRYPOINT);
+    `argv` is appended to either."""
     workspace.mkdir(parents=True, exist_ok=True)
     for rel, content in (files or {}).items():
         (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +109,7 @@ def run_action(
     for name in drop:
         full.pop(name, None)
     proc = subprocess.run(
-        [sys.executable, str(ENTRYPOINT), *argv],
+        [*(command or (sys.executable, str(ENTRYPOINT))), *argv],
         env=full,
         cwd=workspace,
         capture_output=True,

@@ -1,0 +1,531 @@
+"""The Docker image, without Docker: the Dockerfile is read, and its COPY, pip install and
+ENTRYPOINT lines are replayed in a temporary root and a fresh virtual environment, so the two
+cannot drift apart. The entrypoint then syncs against moto with a hostile PATH, PYTHONPATH and
+HOME, as a workflow's `env:` or an earlier step could hand them to the container.
+
+No Docker engine runs where the tests run; what this cannot see is the base image itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.support.action import ActionRun, run_action
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+LOCK = ROOT / "requirements.lock"
+IMAGE_PYTHON = "/usr/local/bin/python"
+REGION = "us-east-1"
+
+MAPPING = "api: API_KEY\ndb: [DB_USER, DB_PASSWORD]\ndsn: { value: DSN }\n"
+VALUES = {
+    "API_KEY": "image-canary-api-key",
+    "DB_USER": "image-canary-user",
+    "DB_PASSWORD": "image-canary-password",
+    "DSN": "https://image-canary@sentry.invalid/1",
+}
+
+
+# Reading the Dockerfile -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def instructions(text: str) -> list[Instruction]:
+    """The Dockerfile's instructions, comments dropped and continuation lines joined."""
+    logical: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        pending += line
+        if pending.strip():
+            logical.append(pending.strip())
+        pending = ""
+    assert not pending.strip(), "the Dockerfile ends in a continuation line"
+    return [Instruction(*[*re.split(r"\s+", line, maxsplit=1), ""][:2]) for line in logical]
+
+
+def words(args: str) -> list[str]:
+    return json.loads(args) if args.startswith("[") else shlex.split(args)
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    base: str
+    env: dict[str, str]
+    copies: list[tuple[list[str], str]]  # (sources, destination), in order
+    pip: list[str]  # the pip install command, as the RUN line gives it
+    pip_position: int  # index of that RUN among all instructions
+    copy_positions: list[int]
+    entrypoint: list[str]
+    keywords: list[str]
+
+    @classmethod
+    def parse(cls, text: str) -> Dockerfile:
+        found = instructions(text)
+        keywords = [i.keyword.upper() for i in found]
+        env: dict[str, str] = {}
+        copies: list[tuple[list[str], str]] = []
+        copy_positions: list[int] = []
+        pip: list[str] = []
+        pip_position = -1
+        entrypoint: list[str] = []
+        for n, ins in enumerate(found):
+            kw = ins.keyword.upper()
+            if kw == "ENV":
+                env.update(dict(w.split("=", 1) for w in shlex.split(ins.args)))
+            elif kw == "COPY":
+                parts = [w for w in words(ins.args) if not w.startswith("--")]
+                copies.append((parts[:-1], parts[-1]))
+                copy_positions.append(n)
+            elif kw == "RUN":
+                for command in ins.args.split("&&"):
+                    argv = shlex.split(command)
+                    if "pip" in argv and "install" in argv:
+                        assert not pip, "more than one pip install"
+                        pip, pip_position = argv, n
+            elif kw == "ENTRYPOINT":
+                entrypoint = json.loads(ins.args)
+        froms = [i.args for i in found if i.keyword.upper() == "FROM"]
+        assert len(froms) == 1, "one stage: the test replays a single image"
+        return cls(froms[0], env, copies, pip, pip_position, copy_positions, entrypoint, keywords)
+
+
+DOCKERFILE_DATA = Dockerfile.parse(DOCKERFILE.read_text())
+
+
+# .dockerignore, as Docker reads it ------------------------------------------------------------
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif glob.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif glob[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif glob[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif glob[i] == "[":
+            end = glob.index("]", i)
+            out, i = out + glob[i : end + 1], end + 1
+        else:
+            out, i = out + re.escape(glob[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def dockerignore(root: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    rules = []
+    for raw in (root / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        rules.append((keep, _pattern(line.lstrip("!").strip("/"))))
+    return rules
+
+
+def excluded(rel: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Docker's rule: the last pattern that matches the path or one of its parents wins."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    result = False
+    for keep, pattern in rules:
+        if any(pattern.match(p) for p in prefixes):
+            result = not keep
+    return result
+
+
+# Local state that Docker would walk and exclude; skipped here only to keep the walk quick.
+_LOCAL_STATE = {".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
+
+
+def context_files(root: Path) -> list[str]:
+    """The files of the build context: everything under root that .dockerignore lets through."""
+    rules = dockerignore(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if not (here == root and d in _LOCAL_STATE)]
+        for name in filenames:
+            rel = (here / name).relative_to(root).as_posix()
+            if not excluded(rel, rules):
+                found.append(rel)
+    return sorted(found)
+
+
+# The image, laid out -------------------------------------------------------------------------
+
+
+def layout(rootfs: Path, dockerfile: Dockerfile) -> None:
+    """Copy the build context into rootfs as the COPY lines would."""
+    context = set(context_files(ROOT))
+    for sources, dest in dockerfile.copies:
+        for src in sources:
+            src_rel = src.rstrip("/")
+            members = sorted(f for f in context if f == src_rel or f.startswith(src_rel + "/"))
+            assert members, f"COPY {src}: nothing of it is in the build context"
+            target = rootfs / dest.lstrip("/")
+            for rel in members:
+                if rel == src_rel:  # a file
+                    to = target / Path(rel).name if dest.endswith("/") else target
+                else:  # a directory's contents
+                    to = target / rel[len(src_rel) + 1 :]
+                to.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / rel, to)
+
+
+def lock_requirements() -> dict[str, str]:
+    """Name → version of every requirement in the lock whose marker holds for this Python (the
+    venv's, which is the one running the tests)."""
+    text = LOCK.read_text().replace("\\\n", " ")
+    found = {}
+    for line in text.splitlines():
+        line = line.split(" --hash", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate():
+            (version,) = (s.version for s in req.specifier)
+            found[canonicalize_name(req.name)] = version
+    return found
+
+
+@dataclass(frozen=True)
+class Image:
+    rootfs: Path
+    python: Path
+    entrypoint: list[str]
+
+    def command(self, *, drop: tuple[str, ...] = ()) -> list[str]:
+        argv = [a for a in self.entrypoint if a not in drop]
+        assert argv[0] == IMAGE_PYTHON
+        mapped = [str(self.python)]
+        for arg in argv[1:]:
+            mapped.append(str(self.rootfs / arg.lstrip("/")) if arg.startswith("/") else arg)
+        return mapped
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """The image's files in a temporary root, and a fresh venv standing in for its Python with
+    the lock installed by the Dockerfile's own pip arguments. Built once per session: the install
+    is the slow part. The venv gets no pip of its own (the image's pip is the base image's, not
+    ours), so what is installed in it is exactly what the lock brought."""
+    base = tmp_path_factory.mktemp("image")
+    rootfs = base / "rootfs"
+    layout(rootfs, DOCKERFILE_DATA)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip = DOCKERFILE_DATA.pip
+    assert pip[:4] == ["python", "-m", "pip", "install"], pip
+    args = []
+    for arg in pip[4:]:
+        if arg == "--no-cache-dir":  # only the image's size; the cache keeps this test quick
+            continue
+        args.append(str(rootfs / arg.lstrip("/")) if arg.startswith("/") else arg)
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Image(rootfs, python, DOCKERFILE_DATA.entrypoint)
+
+
+# A hostile environment ------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    markers: Path  # every trap writes a file here when it is sprung
+    env: dict[str, str]
+
+    def sprung(self) -> list[str]:
+        return sorted(p.name for p in self.markers.iterdir())
+
+
+def hostile(tmp: Path, home: str = "poisoned") -> Hostile:
+    markers = tmp / "markers"
+    markers.mkdir(parents=True)
+
+    def trap_py(name: str) -> str:
+        return f"open({str(markers / name)!r}, 'w').close()\n"
+
+    def trap_sh(name: str) -> str:
+        return f"#!/bin/sh\n: > {shlex.quote(str(markers / name))}\nexit 0\n"
+
+    # PATH: programs the action must never look up by name.
+    bin_dir = tmp / "bin"
+    for prog in ("python", "python3", "aws", "sh", "bash", "git", "pip", "env"):
+        _write(bin_dir / prog, trap_sh(f"PATH-{prog}"), 0o755)
+
+    # PYTHONPATH: modules that would run before, or instead of, the real ones.
+    py_dir = tmp / "pythonpath"
+    _write(py_dir / "sitecustomize.py", trap_py("PYTHONPATH-sitecustomize"))
+    _write(py_dir / "secrets_sync" / "__init__.py", trap_py("PYTHONPATH-secrets_sync"))
+    _write(py_dir / "secrets_sync" / "cli.py", trap_py("PYTHONPATH-secrets_sync.cli"))
+    _write(py_dir / "yaml.py", trap_py("PYTHONPATH-yaml"))
+    _write(py_dir / "jsonschema.py", trap_py("PYTHONPATH-jsonschema"))
+    _write(py_dir / "boto3" / "__init__.py", trap_py("PYTHONPATH-boto3"))
+    _write(py_dir / "botocore" / "__init__.py", trap_py("PYTHONPATH-botocore"))
+    _write(py_dir / "actions_toolkit" / "__init__.py", trap_py("PYTHONPATH-actions_toolkit"))
+
+    # HOME: the runner mounts one HOME into every container of a job, so an earlier step can
+    # leave AWS configuration (and a user site-packages) in it.
+    if home == "poisoned":
+        home_dir = tmp / "home"
+        _write(
+            home_dir / ".aws" / "config",
+            "[default]\n"
+            f"credential_process = {bin_dir / 'aws'}\n"
+            "region = eu-west-3\n"
+            "[profile attacker]\n"
+            f"credential_process = {bin_dir / 'aws'}\n",
+        )
+        _write(
+            home_dir / ".aws" / "credentials",
+            "[default]\naws_access_key_id = AKIAPOISONED\naws_secret_access_key = poisoned\n",
+        )
+        home_path = str(home_dir)
+    else:
+        # Unusable: a regular file where a directory should be, so nothing can be read from or
+        # written under it. (Tests run as root, for whom no directory is unwritable.)
+        home_file = tmp / "home-is-a-file"
+        _write(home_file, "")
+        home_path = str(home_file)
+
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PYTHONPATH": str(py_dir),
+        "PYTHONHOME": str(tmp / "no-such-python-home"),
+        "HOME": home_path,
+    }
+    return Hostile(markers, env)
+
+
+def run_image(
+    image: Image,
+    proxy_url: str,
+    workspace: Path,
+    env: Mapping[str, str],
+    *,
+    drop: tuple[str, ...] = (),
+) -> ActionRun:
+    return run_action(
+        {"secrets": MAPPING, "aws-region": REGION, "name-prefix": "img/"},
+        endpoint=proxy_url,
+        workspace=workspace,
+        # The image's ENV first: the runner's `-e` variables override it, as Docker does.
+        env={**DOCKERFILE_DATA.env, **VALUES, **env},
+        command=image.command(drop=drop),
+        timeout=120,
+    )
+
+
+# The Dockerfile's shape -----------------------------------------------------------------------
+
+
+def test_base_is_an_official_slim_python_pinned_by_version_and_digest():
+    match = re.fullmatch(
+        r"python:(?P<version>3\.\d+\.\d+)-slim(?:-\w+)?@sha256:[0-9a-f]{64}", DOCKERFILE_DATA.base
+    )
+    assert match, DOCKERFILE_DATA.base
+    major, minor, _ = (int(n) for n in match["version"].split("."))
+    assert (major, minor) >= (3, 11)  # what pyproject's requires-python allows
+
+
+def test_environment_and_pip_flags():
+    env = DOCKERFILE_DATA.env
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    pip = DOCKERFILE_DATA.pip
+    assert {"--require-hashes", "--no-deps", "--no-cache-dir"} <= set(pip)
+    lock_dest = pip[pip.index("-r") + 1]
+    assert (["requirements.lock"], lock_dest) in DOCKERFILE_DATA.copies
+
+
+def test_lock_is_installed_before_the_code_is_copied():
+    code_copies = [
+        pos
+        for pos, (sources, _) in zip(
+            DOCKERFILE_DATA.copy_positions, DOCKERFILE_DATA.copies, strict=True
+        )
+        if sources != ["requirements.lock"]
+    ]
+    assert code_copies, "no COPY of the code"
+    assert DOCKERFILE_DATA.pip_position < min(code_copies)
+
+
+def test_copies_only_what_runs():
+    sources = sorted(s for srcs, _ in DOCKERFILE_DATA.copies for s in srcs)
+    assert sources == ["entrypoint.py", "lib/", "requirements.lock", "schema/"]
+
+
+def test_entrypoint_is_exec_form_isolated_and_absolute():
+    argv = DOCKERFILE_DATA.entrypoint
+    assert argv[0] == IMAGE_PYTHON
+    assert "-I" in argv  # isolated: PYTHON* variables, user site and the script's dir ignored
+    # -I drops PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE too; the flags stand in for them.
+    assert "-u" in argv
+    assert "-B" in argv
+    script = argv[-1]
+    assert script.startswith("/")
+    assert script.endswith("/entrypoint.py")
+    assert script in {dest for _, dest in DOCKERFILE_DATA.copies}
+
+
+def test_no_user_no_shell_form():
+    # The runner starts Docker actions as root; the workspace it mounts is not writable by
+    # another user. CMD is not used: the runner passes `args:` as the command.
+    assert "USER" not in DOCKERFILE_DATA.keywords
+    assert "CMD" not in DOCKERFILE_DATA.keywords
+
+
+def test_build_context_is_only_what_is_copied():
+    files = context_files(ROOT)
+    allowed = ("requirements.lock", "entrypoint.py", "lib/", "schema/")
+    assert files, ".dockerignore excludes everything"
+    assert [f for f in files if not f.startswith(allowed)] == []
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    assert "lib/secrets_sync/cli.py" in files
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])  # GitHub's x64 and arm64 runners
+def test_lock_installs_on_the_image_python(arch, tmp_path):
+    """The venv below runs this machine's Python; the image runs another. Every locked package
+    must have a wheel for the image's Python and both runner architectures, or the runner's
+    `docker build` would fall back to building from source (rpds-py needs Rust) and fail."""
+    version = re.match(r"python:(\d+)\.(\d+)\.", DOCKERFILE_DATA.base)
+    assert version
+    tag = f"{version[1]}{version[2]}"
+    glibc = 41  # Debian trixie, the base of python:3.14-slim
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(glibc, 4, -1)]
+    platforms += [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--require-hashes",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--implementation=cp",
+            f"--python-version={version[1]}.{version[2]}",
+            f"--abi=cp{tag}",
+            "--abi=abi3",
+            "--abi=none",
+            *(f"--platform={p}" for p in platforms),
+            "--dest",
+            str(tmp_path),
+            "-r",
+            str(LOCK),
+        ],
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+# The image, run -------------------------------------------------------------------------------
+
+
+def test_installed_packages_are_exactly_the_lock(image):
+    listing = subprocess.run(
+        [
+            str(image.python),
+            "-I",
+            "-c",
+            "import importlib.metadata as m, json;"
+            "print(json.dumps([[d.metadata['Name'], d.version] for d in m.distributions()]))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    installed = {canonicalize_name(name): version for name, version in json.loads(listing.stdout)}
+    assert installed == lock_requirements()
+    # Neither the toolkit's declared dependencies nor anything else came along.
+    assert not {"pygithub", "requests"} & set(installed)
+
+
+def test_entrypoint_syncs_with_a_hostile_path_pythonpath_and_home(image, proxy, sm, tmp_path):
+    trap = hostile(tmp_path)
+    run = run_image(image, proxy.url, tmp_path / "workspace", trap.env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert trap.sprung() == []
+    assert sorted(run.json("created")) == ["img/api", "img/db", "img/dsn"]
+    db = json.loads(sm.get_secret_value(SecretId="img/db")["SecretString"])
+    assert db == {"DB_USER": VALUES["DB_USER"], "DB_PASSWORD": VALUES["DB_PASSWORD"]}
+    assert sm.get_secret_value(SecretId="img/dsn")["SecretString"] == VALUES["DSN"]
+    arns = run.json("arns")
+    assert set(arns) == {"img/api", "img/db", "img/dsn"}
+    # Bytecode is not written next to the code (-B), whatever PYTHONDONTWRITEBYTECODE says.
+    assert not list((image.rootfs / "app").rglob("__pycache__"))
+
+
+def test_entrypoint_runs_with_an_unusable_home(image, proxy, sm, tmp_path):
+    trap = hostile(tmp_path, home="file")
+    run = run_image(image, proxy.url, tmp_path / "workspace", trap.env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert trap.sprung() == []
+    assert json.loads(sm.get_secret_value(SecretId="img/api")["SecretString"]) == {
+        "API_KEY": VALUES["API_KEY"]
+    }
+
+
+def test_the_traps_are_real_without_isolation(image, proxy, tmp_path):
+    """The control: the same command without -I, in the same environment, is taken over. So the
+    test above passes because of the ENTRYPOINT, not because the traps cannot spring. PYTHONHOME
+    is left out here, as without -I it stops Python from starting at all."""
+    trap = hostile(tmp_path)
+    env = {k: v for k, v in trap.env.items() if k != "PYTHONHOME"}
+    run_image(image, proxy.url, tmp_path / "workspace", env, drop=("-I",))
+    sprung = trap.sprung()
+    assert "PYTHONPATH-sitecustomize" in sprung  # runs at start-up, before any of our code
+    # ... and a dependency's shadow is imported in place of the real one (which one comes
+    # first depends on the import order of the package).
+    assert [s for s in sprung if s.startswith("PYTHONPATH-") and s != "PYTHONPATH-sitecustomize"]
