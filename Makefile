@@ -27,6 +27,7 @@ test: venv
 
 $(LINT_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,lint]'
+	scripts/ensure-actionlint.sh $(BIN)
 	touch $@
 
 # Workflows: the action's own, and the examples (files in examples/ with a top-level `jobs:`;
