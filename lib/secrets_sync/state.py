@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import AwsError
 
@@ -48,6 +48,12 @@ def describe_error(exc: BaseException) -> str:
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
 
+def read_fix(exc: BaseException, permission: str) -> str:
+    if isinstance(exc, ClientError) and "AccessDenied" in error_code(exc):
+        return f"grant {permission} to the role (see `secrets-sync iam-policy`)."
+    return "check the network and the endpoint (AWS_ENDPOINT_URL*, region), then rerun."
+
+
 def _from_entry(entry: Any) -> Current:
     return Current(
         name=entry["Name"],
@@ -83,11 +89,11 @@ def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
             if not token:
                 return found
             kwargs["NextToken"] = token
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise AwsError(
             "ListSecrets",
             f"cannot list the secrets under {prefix!r} ({describe_error(exc)}).",
-            "grant secretsmanager:ListSecrets to the role (see `secrets-sync iam-policy`).",
+            read_fix(exc, "secretsmanager:ListSecrets"),
         ) from None
 
 
@@ -140,19 +146,21 @@ def read_values(
     try:
         for result in executor.map(lambda chunk: _batch(client, chunk), _chunks(live, BATCH_SIZE)):
             out.update((c.name, c) for c in result)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise AwsError(
             "BatchGetSecretValue",
             f"cannot read the current values ({describe_error(exc)}).",
-            "grant secretsmanager:BatchGetSecretValue and GetSecretValue on the "
-            "secrets (see `secrets-sync iam-policy`).",
+            read_fix(exc, "secretsmanager:BatchGetSecretValue and GetSecretValue"),
         ) from None
     return out
 
 
 def read_replicas(client: SecretsManagerClient, current: Current) -> Current:
     """ListSecrets does not say where a secret is replicated; DescribeSecret does."""
-    answer = client.describe_secret(SecretId=current.arn)
+    try:
+        answer = client.describe_secret(SecretId=current.arn)
+    except ClientError as exc:
+        return replace(current, read_error=describe_error(exc))
     regions = tuple(r["Region"] for r in answer.get("ReplicationStatus", []))
     return replace(current, replica_regions=regions)
 
