@@ -59,8 +59,9 @@ def run(title: str, endpoint: str, work: Path, extra: dict[str, str]) -> None:
         **extra,
     }
     banner(f"{title}\n$ python entrypoint.py   (inputs as INPUT_* variables, values by env)")
-    code = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], env=env,
-                          check=False).returncode
+    code = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py")], env=env, check=False
+    ).returncode
     print(f"\nexit code: {code}")
     print("\n--- step summary ($GITHUB_STEP_SUMMARY) ---")
     print(summary.read_text().rstrip())

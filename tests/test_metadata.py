@@ -85,15 +85,19 @@ def mappings_in_examples():
         for job_name, job in doc["jobs"].items():
             for i, step in enumerate(job.get("steps", [])):
                 if "secrets" in step.get("with", {}):
-                    found.append(pytest.param(step["with"]["secrets"],
-                                              id=f"{path.name}:{job_name}:{i}"))
+                    found.append(
+                        pytest.param(step["with"]["secrets"], id=f"{path.name}:{job_name}:{i}")
+                    )
     for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", README, re.S)):
         try:
             doc = yaml.safe_load(block)
         except yaml.YAMLError:
             continue  # a fragment with `...` elisions, not a whole workflow
-        steps = [s for job in (doc or {}).get("jobs", {}).values() for s in job.get("steps", [])] \
-            if isinstance(doc, dict) else []
+        steps = (
+            [s for job in (doc or {}).get("jobs", {}).values() for s in job.get("steps", [])]
+            if isinstance(doc, dict)
+            else []
+        )
         for step in steps:
             if "secrets" in step.get("with", {}):
                 found.append(pytest.param(step["with"]["secrets"], id=f"README:{i}"))

@@ -14,7 +14,7 @@ from secrets_sync.mapping import K8sTarget, load_mapping, parse_default_tags
 from secrets_sync.plan import Action, plan, plan_secret, same_value
 from secrets_sync.runner import Runner
 from secrets_sync.settings import load_settings
-from secrets_sync.sources import Desired, lookup, resolve
+from secrets_sync.sources import lookup, resolve
 from secrets_sync.state import Current
 from secrets_sync.summary import markdown, outputs, plan_lines
 
@@ -35,7 +35,10 @@ def test_every_shape_of_the_contract():
         d: {keys: [D1]}
         e: {value: E1, tags: {Env: dev}}
         """.replace("\n        ", "\n"),
-        "secrets", name_prefix="p/", default_tags={"Env": "prod", "Cost": "1"}, kms_key_id="dk",
+        "secrets",
+        name_prefix="p/",
+        default_tags={"Env": "prod", "Cost": "1"},
+        kms_key_id="dk",
     ).specs
     by = {s.key: s for s in specs}
     assert [s.name for s in specs] == ["p/a", "p/b", "p/c", "p/d", "p/e"]
@@ -129,8 +132,13 @@ def desired(text="k: K", value="v1", **kw):
 
 
 def current(**kw):
-    base = {"name": "k", "arn": "arn:k", "tags": dict(OURS), "secret_string": '{"K":"v1"}',
-            "version_id": "v-1"}
+    base = {
+        "name": "k",
+        "arn": "arn:k",
+        "tags": dict(OURS),
+        "secret_string": '{"K":"v1"}',
+        "version_id": "v-1",
+    }
     return Current(**{**base, **kw})
 
 
@@ -157,9 +165,14 @@ def test_plan_secret(cur, adopt, action, reason):
 
 
 def test_plan_unreadable_value_fails_that_secret_only():
-    step = plan_secret(desired(), current(secret_string=None, read_error="AccessDenied"),
-                       repository=REPO, adopt=True)
-    assert step.error and "AccessDenied" in step.error
+    step = plan_secret(
+        desired(),
+        current(secret_string=None, read_error="AccessDenied"),
+        repository=REPO,
+        adopt=True,
+    )
+    assert step.error is not None
+    assert "AccessDenied" in step.error
 
 
 def test_same_value_compares_json_only_for_json_secrets():
@@ -173,16 +186,19 @@ def test_prune_scope_and_max_deletions():
     now = {
         "k": current(),
         "gone": current(name="gone", arn="arn:gone"),
-        "theirs": current(name="theirs", arn="arn:t", tags={**OURS,
-                          "secrets-sync:repository": "o/r"}),
+        "theirs": current(
+            name="theirs", arn="arn:t", tags={**OURS, "secrets-sync:repository": "o/r"}
+        ),
         "untagged": current(name="untagged", arn="arn:u", tags={}),
         "deleted": current(name="deleted", arn="arn:d", deleted=True),
     }
     steps = plan(wanted, now, repository=REPO, adopt=True, prune=True)
     assert [(s.name, s.action) for s in steps if s.action is Action.DELETE] == [
-        ("gone", Action.DELETE)]
-    assert not [s for s in plan(wanted, now, repository=REPO, adopt=True)
-                if s.action is Action.DELETE]
+        ("gone", Action.DELETE)
+    ]
+    assert not [
+        s for s in plan(wanted, now, repository=REPO, adopt=True) if s.action is Action.DELETE
+    ]
     with pytest.raises(InputError, match="max-deletions"):
         plan(wanted, now, repository=REPO, adopt=True, prune=True, max_deletions=0)
 
@@ -191,16 +207,22 @@ def test_prune_scope_and_max_deletions():
 
 
 def test_outputs_and_markdown_from_results():
-    steps = plan((desired("k: K"), desired("p: {value: P}")),
-                 {"k": current()}, repository=REPO, adopt=True)
+    steps = plan(
+        (desired("k: K"), desired("p: {value: P}")), {"k": current()}, repository=REPO, adopt=True
+    )
     results = dry_run(steps)
     outs = outputs(results)
     assert json.loads(outs["arns"]) == {"k": "arn:k"}
     assert json.loads(outs["created"]) == ["p"]
     assert json.loads(outs["unchanged"]) == ["k"]
     assert outs["changed"] == "true"
-    assert json.loads(outs["results"])[0] == {"name": "k", "action": "unchanged",
-                                              "arn": "arn:k", "version_id": "v-1", "error": None}
+    assert json.loads(outs["results"])[0] == {
+        "name": "k",
+        "action": "unchanged",
+        "arn": "arn:k",
+        "version_id": "v-1",
+        "error": None,
+    }
     md = markdown(results, dry_run=True, region="us-east-1", repository=REPO)
     assert md.startswith("### secrets-sync plan (dry run, nothing written)\n")
     assert "| `k` | unchanged | `arn:k` | `K` |" in md
@@ -214,8 +236,7 @@ def test_failed_result_lands_in_failed_and_needs_attention():
     outs = outputs([result])
     assert json.loads(outs["failed"]) == ["k"]
     assert outs["changed"] == "false"
-    assert "- `k`: create failed" in markdown([result], dry_run=False, region="r",
-                                              repository=REPO)
+    assert "- `k`: create failed" in markdown([result], dry_run=False, region="r", repository=REPO)
 
 
 # Runner adapter: exact bytes ---------------------------------------------------------------
@@ -223,8 +244,9 @@ def test_failed_result_lands_in_failed_and_needs_attention():
 
 def test_runner_writes_exact_workflow_commands(tmp_path):
     out = io.StringIO()
-    runner = Runner(out, in_actions=True, output_path=tmp_path / "o",
-                    summary_path=tmp_path / "s", debug=True)
+    runner = Runner(
+        out, in_actions=True, output_path=tmp_path / "o", summary_path=tmp_path / "s", debug=True
+    )
     (tmp_path / "o").write_text("")
     runner.add_mask("multi\nline%value")
     runner.info("uses line%value here")
@@ -248,7 +270,9 @@ def test_runner_writes_exact_workflow_commands(tmp_path):
     text = (tmp_path / "o").read_text()
     assert re.fullmatch(
         r"arns<<(ghadelimiter_[0-9a-f-]{36})\n\{\"a\": \"b\"\}\n\1\n"
-        r"changed<<(ghadelimiter_[0-9a-f-]{36})\ntrue\n\2\n", text)
+        r"changed<<(ghadelimiter_[0-9a-f-]{36})\ntrue\n\2\n",
+        text,
+    )
     runner.append_summary("| line%value | multi |\n")
     assert (tmp_path / "s").read_text() == "| *** | multi |\n"  # short pieces stay
 
@@ -268,9 +292,15 @@ def test_runner_outside_actions_writes_no_commands():
 
 
 def test_settings_read_once_from_env_with_cli_overrides(tmp_path):
-    env = {"INPUT_SECRETS": "a: A", "INPUT_NAME-PREFIX": "p/", "INPUT_DRY-RUN": "TRUE",
-           "AWS_DEFAULT_REGION": "eu-west-1", "GITHUB_REPOSITORY": REPO,
-           "GITHUB_WORKSPACE": str(tmp_path), "INPUT_MAX-CONCURRENCY": ""}
+    env = {
+        "INPUT_SECRETS": "a: A",
+        "INPUT_NAME-PREFIX": "p/",
+        "INPUT_DRY-RUN": "TRUE",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "INPUT_MAX-CONCURRENCY": "",
+    }
     settings = load_settings(env, {"name-prefix": "q/"})
     assert settings.name_prefix == "q/"
     assert settings.dry_run is True
