@@ -42,7 +42,7 @@ class ActionRun:
 
     @property
     def log_lines(self) -> list[str]:
-        return self.stdout.splitlines()
+        return self.stdout.split("\n")  # the runner splits on line feeds only
 
     @property
     def errors(self) -> list[str]:
