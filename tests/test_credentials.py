@@ -552,4 +552,4 @@ def test_a_planted_aws_config_cannot_redirect_or_configure_the_clients(tmp_path,
     client = credentials.secretsmanager(sess, settings)
     assert client.meta.endpoint_url == "https://secretsmanager.us-east-1.amazonaws.com"
     assert client.meta.region_name == "us-east-1"
-    assert sess._session.get_scoped_config().get("ca_bundle") is None
+    assert sess.get_scoped_config().get("ca_bundle") is None

@@ -61,7 +61,8 @@ def test_create_then_noop(action, proxy, sm):
     assert second.outputs["changed"] == "false"
     assert sorted(second.json("unchanged")) == sorted(arns)
     assert second.json("arns") == arns
-    assert proxy.ops() == ["ListSecrets", "BatchGetSecretValue"]
+    # One listing and one batch read, which go out side by side (in either order).
+    assert sorted(proxy.ops()) == ["BatchGetSecretValue", "ListSecrets"]
     assert_run_clean(second, CANARIES.values())
 
 
@@ -73,16 +74,23 @@ def versions(sm, name):
     return sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
 
 
-OURS = [{"Key": "ManagedBy", "Value": "secrets-sync"},
-        {"Key": "secrets-sync:repository", "Value": REPOSITORY}]
+OURS = [
+    {"Key": "ManagedBy", "Value": "secrets-sync"},
+    {"Key": "secrets-sync:repository", "Value": REPOSITORY},
+]
 
 
 def test_terraform_jsonencode_spacing_is_unchanged(action, proxy, sm):
     # Terraform's jsonencode wrote this; the same JSON with other spacing and key order.
-    sm.create_secret(Name="app/db", SecretString='{ "DB_PASSWORD" : "pw-canary-1",  '
-                     '"DB_USER":"user-canary-1" }', Tags=OURS)
-    run = action({"secrets": "db: [DB_USER, DB_PASSWORD]", "name-prefix": "app/"},
-                 env={"DB_USER": "user-canary-1", "DB_PASSWORD": "pw-canary-1"})
+    sm.create_secret(
+        Name="app/db",
+        SecretString='{ "DB_PASSWORD" : "pw-canary-1",  "DB_USER":"user-canary-1" }',
+        Tags=OURS,
+    )
+    run = action(
+        {"secrets": "db: [DB_USER, DB_PASSWORD]", "name-prefix": "app/"},
+        env={"DB_USER": "user-canary-1", "DB_PASSWORD": "pw-canary-1"},
+    )
     assert run.returncode == 0, run.stdout
     assert run.json("unchanged") == ["app/db"]
     assert "UpdateSecret" not in proxy.ops()
@@ -90,13 +98,13 @@ def test_terraform_jsonencode_spacing_is_unchanged(action, proxy, sm):
 
 
 def test_update_changes_value_once_and_reports_version(action, proxy, sm):
-    created = sm.create_secret(Name="app/key", SecretString='{"KEY":"old-canary-value"}',
-                               Tags=OURS)
+    created = sm.create_secret(Name="app/key", SecretString='{"KEY":"old-canary-value"}', Tags=OURS)
     run = action({"secrets": "key: KEY", "name-prefix": "app/"}, env={"KEY": "new-canary-value"})
     assert run.returncode == 0, run.stdout
     assert run.json("updated") == ["app/key"]
     assert json.loads(sm.get_secret_value(SecretId="app/key")["SecretString"]) == {
-        "KEY": "new-canary-value"}
+        "KEY": "new-canary-value"
+    }
     result = run.results()["app/key"]
     assert result["action"] == "update"
     assert result["version_id"] != created["VersionId"]
@@ -108,21 +116,32 @@ def test_update_changes_value_once_and_reports_version(action, proxy, sm):
 
 def test_tag_only_change_writes_no_version(action, proxy, sm):
     sm.create_secret(Name="app/key", SecretString='{"KEY":"same-canary-value"}', Tags=OURS)
-    run = action({"secrets": "key: {keys: [KEY], tags: {Team: core}, description: Core key}",
-                  "name-prefix": "app/", "default-tags": "Env: prod"},
-                 env={"KEY": "same-canary-value"})
+    run = action(
+        {
+            "secrets": "key: {keys: [KEY], tags: {Team: core}, description: Core key}",
+            "name-prefix": "app/",
+            "default-tags": "Env: prod",
+        },
+        env={"KEY": "same-canary-value"},
+    )
     assert run.returncode == 0, run.stdout
     assert run.results()["app/key"]["action"] == "tag"
     assert run.json("updated") == ["app/key"]
-    assert tags_of(sm, "app/key") == {"Team": "core", "Env": "prod", **{
-        t["Key"]: t["Value"] for t in OURS}}
+    assert tags_of(sm, "app/key") == {
+        "Team": "core",
+        "Env": "prod",
+        **{t["Key"]: t["Value"] for t in OURS},
+    }
     assert sm.describe_secret(SecretId="app/key")["Description"] == "Core key"
     assert len(versions(sm, "app/key")) == 1
 
 
 def test_adopt_existing_takes_over_untagged_secret(action, sm):
-    sm.create_secret(Name="app/key", SecretString='{"KEY":"old-canary-value"}',
-                     Tags=[{"Key": "ManagedBy", "Value": "Terraform"}, {"Key": "Owner", "Value": "x"}])
+    sm.create_secret(
+        Name="app/key",
+        SecretString='{"KEY":"old-canary-value"}',
+        Tags=[{"Key": "ManagedBy", "Value": "Terraform"}, {"Key": "Owner", "Value": "x"}],
+    )
     run = action({"secrets": "key: KEY", "name-prefix": "app/"}, env={"KEY": "new-canary-value"})
     assert run.returncode == 0, run.stdout
     assert run.results()["app/key"]["action"] == "update"
@@ -134,8 +153,10 @@ def test_adopt_existing_takes_over_untagged_secret(action, sm):
 
 def test_adopt_existing_false_reports_conflict_and_touches_nothing(action, proxy, sm):
     sm.create_secret(Name="app/key", SecretString='{"KEY":"old-canary-value"}')
-    run = action({"secrets": "key: KEY", "name-prefix": "app/", "adopt-existing": "false"},
-                 env={"KEY": "new-canary-value"})
+    run = action(
+        {"secrets": "key: KEY", "name-prefix": "app/", "adopt-existing": "false"},
+        env={"KEY": "new-canary-value"},
+    )
     assert run.returncode == 1
     assert run.json("failed") == ["app/key"]
     assert run.results()["app/key"]["action"] == "conflict"
@@ -146,9 +167,14 @@ def test_adopt_existing_false_reports_conflict_and_touches_nothing(action, proxy
 
 
 def test_secret_of_another_repository_is_a_conflict(action, proxy, sm):
-    sm.create_secret(Name="app/key", SecretString='{"KEY":"theirs-canary"}', Tags=[
-        {"Key": "ManagedBy", "Value": "secrets-sync"},
-        {"Key": "secrets-sync:repository", "Value": "other-org/other-repo"}])
+    sm.create_secret(
+        Name="app/key",
+        SecretString='{"KEY":"theirs-canary"}',
+        Tags=[
+            {"Key": "ManagedBy", "Value": "secrets-sync"},
+            {"Key": "secrets-sync:repository", "Value": "other-org/other-repo"},
+        ],
+    )
     run = action({"secrets": "key: KEY", "name-prefix": "app/"}, env={"KEY": "mine-canary-1"})
     assert run.returncode == 1
     assert "other-org/other-repo" in run.results()["app/key"]["error"]
@@ -178,8 +204,10 @@ def test_missing_fail_writes_nothing(action, proxy):
 
 def test_missing_skip_leaves_secret_untouched(action, proxy, sm):
     sm.create_secret(Name="b", SecretString='{"B_VALUE":"b-old-canary"}', Tags=OURS)
-    run = action({"secrets": "a: A_VALUE\nb: B_VALUE", "missing": "skip"},
-                 env={"A_VALUE": "a-canary-value", "B_VALUE": ""})
+    run = action(
+        {"secrets": "a: A_VALUE\nb: B_VALUE", "missing": "skip"},
+        env={"A_VALUE": "a-canary-value", "B_VALUE": ""},
+    )
     assert run.returncode == 0, run.stdout
     assert run.json("skipped") == ["b"]
     assert run.json("created") == ["a"]
@@ -190,8 +218,15 @@ def test_missing_skip_leaves_secret_untouched(action, proxy, sm):
 
 def test_dry_run_makes_no_write_call(action, proxy, sm):
     sm.create_secret(Name="app/old", SecretString='{"OLD":"x-canary-old"}', Tags=OURS)
-    run = action({"secrets": "new: NEW\nold: OLD", "name-prefix": "app/", "dry-run": "true",
-                  "prune": "true"}, env={"NEW": "new-canary-value", "OLD": "changed-canary"})
+    run = action(
+        {
+            "secrets": "new: NEW\nold: OLD",
+            "name-prefix": "app/",
+            "dry-run": "true",
+            "prune": "true",
+        },
+        env={"NEW": "new-canary-value", "OLD": "changed-canary"},
+    )
     assert run.returncode == 0, run.stdout
     assert set(proxy.ops()) == {"ListSecrets", "BatchGetSecretValue"}
     assert run.json("created") == ["app/new"]
@@ -204,13 +239,15 @@ def test_dry_run_makes_no_write_call(action, proxy, sm):
 
 def test_secrets_file_and_values_input(action, sm):
     values = json.dumps({"RESEND_API_KEY": "from-values-canary", "UNUSED": "unused-canary"})
-    run = action({"secrets-file": ".github/secrets-sync.yml", "values": values},
-                 env={"SENTRY_DSN": "from-env-canary"},
-                 files={".github/secrets-sync.yml": "resend: RESEND_API_KEY\n"
-                        "sentry: {value: SENTRY_DSN}\n"})
+    run = action(
+        {"secrets-file": ".github/secrets-sync.yml", "values": values},
+        env={"SENTRY_DSN": "from-env-canary"},
+        files={".github/secrets-sync.yml": "resend: RESEND_API_KEY\nsentry: {value: SENTRY_DSN}\n"},
+    )
     assert run.returncode == 0, run.stdout
     assert json.loads(sm.get_secret_value(SecretId="resend")["SecretString"]) == {
-        "RESEND_API_KEY": "from-values-canary"}
+        "RESEND_API_KEY": "from-values-canary"
+    }
     assert sm.get_secret_value(SecretId="sentry")["SecretString"] == "from-env-canary"
     assert_run_clean(run, ["from-values-canary", "unused-canary", "from-env-canary"])
 
@@ -220,8 +257,9 @@ def test_batch_read_denied_falls_back_to_get_secret_value(action, proxy, sm):
         sm.create_secret(Name=f"app/s{i}", SecretString=f'{{"S{i}":"v{i}-canary"}}', Tags=OURS)
     proxy.faults.rule = lambda call: 403 if call.operation == "BatchGetSecretValue" else None
     mapping = "\n".join(f"s{i}: S{i}" for i in range(3))
-    run = action({"secrets": mapping, "name-prefix": "app/"},
-                 env={f"S{i}": f"v{i}-canary" for i in range(3)})
+    run = action(
+        {"secrets": mapping, "name-prefix": "app/"}, env={f"S{i}": f"v{i}-canary" for i in range(3)}
+    )
     assert run.returncode == 0, run.stdout
     assert sorted(run.json("unchanged")) == ["app/s0", "app/s1", "app/s2"]
     assert proxy.ops().count("GetSecretValue") == 3
@@ -240,15 +278,19 @@ def test_create_that_loses_a_race_reads_and_carries_on(action, proxy, sm):
     assert run.returncode == 0, run.stdout
     assert run.results()["app/key"]["action"] == "update"
     assert json.loads(sm.get_secret_value(SecretId="app/key")["SecretString"]) == {
-        "KEY": "mine-canary-2"}
+        "KEY": "mine-canary-2"
+    }
     assert len(versions(sm, "app/key")) == 2
 
 
 def test_one_failing_secret_does_not_stop_the_others(action, proxy, sm):
     proxy.faults.rule = lambda call: (
-        403 if call.operation == "CreateSecret" and call.secret_id == "bad" else None)
-    run = action({"secrets": "bad: BAD\ngood1: G1\ngood2: G2"},
-                 env={"BAD": "bad-canary-1", "G1": "good-canary-1", "G2": "good-canary-2"})
+        403 if call.operation == "CreateSecret" and call.secret_id == "bad" else None
+    )
+    run = action(
+        {"secrets": "bad: BAD\ngood1: G1\ngood2: G2"},
+        env={"BAD": "bad-canary-1", "G1": "good-canary-1", "G2": "good-canary-2"},
+    )
     assert run.returncode == 1
     assert run.json("failed") == ["bad"]
     assert sorted(run.json("created")) == ["good1", "good2"]
@@ -263,8 +305,15 @@ def test_prune_deletes_only_our_secrets_with_recovery_window(action, proxy, sm):
     sm.create_secret(Name="app/gone", SecretString="x", Tags=OURS)
     sm.create_secret(Name="app/untagged", SecretString="x")
     sm.create_secret(Name="other/gone", SecretString="x", Tags=OURS)
-    run = action({"secrets": "keep: KEEP", "name-prefix": "app/", "prune": "true",
-                  "recovery-window-days": "9"}, env={"KEEP": "k-canary"})
+    run = action(
+        {
+            "secrets": "keep: KEEP",
+            "name-prefix": "app/",
+            "prune": "true",
+            "recovery-window-days": "9",
+        },
+        env={"KEEP": "k-canary"},
+    )
     assert run.returncode == 0, run.stdout
     assert run.json("deleted") == ["app/gone"]
     deletes = [c for c in proxy.calls if c.operation == "DeleteSecret"]
@@ -280,9 +329,13 @@ def test_prune_deletes_only_our_secrets_with_recovery_window(action, proxy, sm):
 def test_outside_actions_prints_json_results(proxy, tmp_path):
     from tests.support.action import run_action
 
-    run = run_action({"secrets": "k: K", "aws-region": "us-east-1"}, endpoint=proxy.url,
-                     workspace=tmp_path / "ws", env={"K": "cli-canary-value"},
-                     drop=["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"])
+    run = run_action(
+        {"secrets": "k: K", "aws-region": "us-east-1"},
+        endpoint=proxy.url,
+        workspace=tmp_path / "ws",
+        env={"K": "cli-canary-value"},
+        drop=["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"],
+    )
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     assert doc["created"] == ["k"]

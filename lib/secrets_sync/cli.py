@@ -3,23 +3,28 @@ codes."""
 
 from __future__ import annotations
 
-import argparse
+import atexit
+import gc
 import os
 import sys
-import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .errors import SecretsSyncError
 from .runner import Runner
 from .settings import INPUTS, Settings, load_settings
 
+if TYPE_CHECKING:
+    import argparse
+
 BOOLEAN_INPUTS = frozenset({"adopt-existing", "prune", "dry-run"})
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # only for command-line use: the action passes no arguments
+
     parser = argparse.ArgumentParser(
         prog="secrets-sync",
         description="Sync a mapping of GitHub secrets to AWS Secrets Manager. Every flag is an "
@@ -53,8 +58,16 @@ def main(
         from .iam import main as iam_main
 
         return iam_main(args[1:], sys.stdout)
-    parsed = vars(build_parser().parse_args(args))  # bad usage: argparse exits 2
+    parsed = vars(build_parser().parse_args(args)) if args else {}  # bad usage: exits 2
     overrides = {k: v for k, v in parsed.items() if v is not None}
+    # Start-up (imports, botocore's models, the client) makes some 90,000 objects that live
+    # until exit. Collecting while they are made, and again as the interpreter exits, cost a
+    # no-op sync 50-100 ms of its ~0.6 s: so no collection until the client exists (`started`),
+    # and none at exit (bench/startup.py and `make bench` measure it).
+    collecting = gc.isenabled()
+    gc.disable()
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     try:
         return sync(load_settings(env, overrides), env, runner)
     except SecretsSyncError as exc:
@@ -65,8 +78,19 @@ def main(
             "debug logging (RUNNER_DEBUG=1) to see where, and report it.",
             title="secrets-sync: internal error",
         )
+        import traceback
+
         runner.debug(traceback.format_exc())
         return 1
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def started() -> None:
+    """Start-up is over: what it built lives to the end of the run, so collections skip it."""
+    gc.freeze()
+    gc.enable()
 
 
 def die(runner: Runner, exc: SecretsSyncError) -> int:
@@ -86,10 +110,9 @@ def common_prefix(names: Sequence[str]) -> str:
 
 
 def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
-    # Heavy imports wait until the inputs are known to be good: a bad input fails fast.
-    from . import credentials, eso, mapping, sources, state, summary
-    from .apply import Applier, apply_all, dry_run
-    from .plan import plan
+    # Heavy imports wait until the inputs are known to be good: a bad input fails fast, and a
+    # bad mapping without loading botocore.
+    from . import eso, mapping, sources
 
     runner.add_masks(settings.values.values())
     default_tags = mapping.parse_default_tags(settings.default_tags_text)
@@ -114,16 +137,26 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         f"{settings.repository}{mode}"
     )
 
+    from . import credentials, state, summary
+    from .apply import Applier, apply_all, dry_run
+    from .plan import plan
+
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
+    started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
     with ThreadPoolExecutor(max_workers=settings.max_concurrency) as pool:
-        current = state.list_under(client, list_prefix)
+        # Values are asked for by name while the listing runs, so that reading costs no round
+        # trip of its own; the listing then decides which of them are ours to use.
+        listing = pool.submit(state.list_under, client, list_prefix)
+        wanted = [d.name for d in desired if d.secret_string is not None]
+        prefetched = state.prefetch_values(client, wanted, pool)
+        current = listing.result()
         to_read = [
             current[d.name] for d in desired if d.secret_string is not None and d.name in current
         ]
-        current.update(state.read_values(client, to_read, pool))
+        current.update(state.read_values(client, to_read, pool, prefetched))
         replicated = [
             current[d.name]
             for d in desired

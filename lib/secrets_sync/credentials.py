@@ -14,9 +14,8 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import boto3
 import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -71,8 +70,10 @@ PERMISSIONS_YAML = "permissions: { contents: read, id-token: write }"
 FORK_GUARD = "if: github.event.pull_request.head.repo.full_name == github.repository"
 
 
-def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3.Session:
-    """A boto3 session for the run, from whichever path the inputs and environment select."""
+def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> botocore.session.Session:
+    """A botocore session for the run, from whichever path the inputs and environment select.
+    (botocore, not boto3: boto3 adds nothing a run uses, and importing it and s3transfer cost
+    every run some 30 ms before its first request: bench/startup.py measures it.)"""
     role = settings.role_to_assume
     if role is None:
         ambient = _ambient(settings, env, runner)
@@ -92,12 +93,12 @@ def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3
         how = "the ambient AWS credentials (role chaining)"
     runner.add_masks([creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]])
     runner.info(f"Assumed {role} with {how}.")
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=settings.region,
-        botocore_session=core,
+    return _with_keys(
+        core or botocore.session.Session(),
+        settings,
+        creds["AccessKeyId"],
+        creds["SecretAccessKey"],
+        creds["SessionToken"],
     )
 
 
@@ -116,18 +117,30 @@ def client_config(settings: Settings) -> Config:
     )
 
 
-def secretsmanager(sess: boto3.Session, settings: Settings) -> SecretsManagerClient:
-    return sess.client(
+def secretsmanager(sess: botocore.session.Session, settings: Settings) -> SecretsManagerClient:
+    client = sess.create_client(
         "secretsmanager",
+        region_name=settings.region,
         config=client_config(settings),
         endpoint_url=settings.endpoints.get("secretsmanager"),
     )
+    return cast("SecretsManagerClient", client)
+
+
+def _with_keys(
+    sess: botocore.session.Session, settings: Settings, key_id: str, secret: str, token: str | None
+) -> botocore.session.Session:
+    sess.set_credentials(key_id, secret, token)
+    sess.set_config_variable("region", settings.region)
+    return sess
 
 
 # The ambient chain --------------------------------------------------------------------------
 
 
-def _ambient(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3.Session | None:
+def _ambient(
+    settings: Settings, env: Mapping[str, str], runner: Runner
+) -> botocore.session.Session | None:
     """Credentials from the step's environment, else botocore's chain; None when there are none."""
     key_id = env.get("AWS_ACCESS_KEY_ID") or None
     secret_key = env.get("AWS_SECRET_ACCESS_KEY") or None
@@ -135,14 +148,9 @@ def _ambient(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto
     try:
         if key_id and secret_key:
             runner.add_masks(s for s in (secret_key, token) if s)
-            return boto3.Session(
-                aws_access_key_id=key_id,
-                aws_secret_access_key=secret_key,
-                aws_session_token=token,
-                region_name=settings.region,
-                botocore_session=_isolated_core(),
-            )
-        ambient = boto3.Session(region_name=settings.region)
+            return _with_keys(_isolated_core(), settings, key_id, secret_key, token)
+        ambient = botocore.session.Session()
+        ambient.set_config_variable("region", settings.region)
         found = ambient.get_credentials()
         if found is None:
             return None
@@ -179,7 +187,7 @@ def _isolated_core() -> botocore.session.Session:
 
 
 def _sts_client(
-    sess: boto3.Session, settings: Settings, *, unsigned: bool, attempts: int
+    sess: botocore.session.Session, settings: Settings, *, unsigned: bool, attempts: int
 ) -> STSClient:
     config = Config(
         region_name=settings.region,
@@ -190,7 +198,10 @@ def _sts_client(
     )
     if unsigned:
         config = config.merge(Config(signature_version=UNSIGNED))
-    return sess.client("sts", config=config, endpoint_url=sts_endpoint(settings))
+    client = sess.create_client(
+        "sts", region_name=settings.region, config=config, endpoint_url=sts_endpoint(settings)
+    )
+    return cast("STSClient", client)
 
 
 def sts_endpoint(settings: Settings) -> str:
@@ -215,7 +226,7 @@ def _assume_with_web_identity(
     rng: random.Random | None = None,
 ) -> CredentialsTypeDef:
     role = settings.role_to_assume or ""
-    base = boto3.Session(botocore_session=_isolated_core(), region_name=settings.region)
+    base = _isolated_core()
     client = _sts_client(base, settings, unsigned=True, attempts=1)
     timeout = min(TOKEN_TIMEOUT_CAP, settings.timeout_seconds)
     last = ""
@@ -276,7 +287,9 @@ def _web_identity_refused(
 # Role chaining ------------------------------------------------------------------------------
 
 
-def _assume_with_ambient(settings: Settings, ambient: boto3.Session) -> CredentialsTypeDef:
+def _assume_with_ambient(
+    settings: Settings, ambient: botocore.session.Session
+) -> CredentialsTypeDef:
     role = settings.role_to_assume or ""
     # Signed with the same credentials on every attempt, so botocore may retry it itself.
     client = _sts_client(ambient, settings, unsigned=False, attempts=STS_RETRY.attempts)

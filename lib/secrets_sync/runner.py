@@ -42,6 +42,9 @@ class Runner:
         self.summary_path = summary_path
         self.debug_enabled = debug
         self._secrets: set[str] = set()
+        self._redact_order: tuple[str, ...] | None = None  # longest first; None: to sort again
+        self._redact_index: dict[str, list[int]] = {}  # first _MIN_REDACT chars -> positions
+        self._redact_starred: frozenset[int] = frozenset()  # positions of masks holding a "*"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], stream: TextIO) -> Runner:
@@ -68,6 +71,7 @@ class Runner:
             if not piece or piece in self._secrets:
                 continue
             self._secrets.add(piece)
+            self._redact_order = None
             if self.in_actions:
                 self._write(str(Command("add-mask", {}, piece)))
 
@@ -76,8 +80,28 @@ class Runner:
             self.add_mask(value)
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if len(secret) >= _MIN_REDACT and secret in text:
+        """Each mask, longest first, replaced in turn. A run of 1,000 secrets writes a line for
+        each against ~3,000 masks, so the masks are sorted once, not per line, and only those
+        that can match are tried: one whose first characters occur in the text, or one holding
+        a "*", which an earlier replacement's "***" could complete. Any other is absent from
+        the text at every turn, so skipping it changes nothing."""
+        if self._redact_order is None:
+            self._redact_order = tuple(
+                s for s in sorted(self._secrets, key=len, reverse=True) if len(s) >= _MIN_REDACT
+            )
+            self._redact_index = {}
+            for i, secret in enumerate(self._redact_order):
+                self._redact_index.setdefault(secret[:_MIN_REDACT], []).append(i)
+            self._redact_starred = frozenset(
+                i for i, secret in enumerate(self._redact_order) if "*" in secret
+            )
+        index = self._redact_index
+        tried = set(self._redact_starred)
+        for start in range(len(text) - _MIN_REDACT + 1):
+            tried.update(index.get(text[start : start + _MIN_REDACT], ()))
+        for i in sorted(tried):
+            secret = self._redact_order[i]
+            if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -14,6 +14,7 @@ from .errors import AwsError
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+T = TypeVar("T")
 BATCH_SIZE = 20  # BatchGetSecretValue takes at most 20 ids a call
 PAGE_SIZE = 100  # ListSecrets returns at most 100 a page
 
@@ -97,9 +98,16 @@ def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
         ) from None
 
 
-def _chunks(items: Sequence[Current], size: int) -> Iterator[Sequence[Current]]:
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _with_value(current: Current, got: Any) -> Current:
+    """A BatchGetSecretValue entry's version and value on the listed secret."""
+    if "SecretString" in got:
+        return replace(current, version_id=got.get("VersionId"), secret_string=got["SecretString"])
+    return replace(current, version_id=got.get("VersionId"))  # binary: differs from any string
 
 
 def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Current]:
@@ -115,14 +123,7 @@ def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Curre
     out = []
     for current in chunk:
         got = by_arn.get(current.arn)
-        if got is None:
-            out.append(read_value(client, current))
-        elif "SecretString" in got:
-            out.append(
-                replace(current, version_id=got.get("VersionId"), secret_string=got["SecretString"])
-            )
-        else:  # a binary secret: any string we write differs from it
-            out.append(replace(current, version_id=got.get("VersionId")))
+        out.append(read_value(client, current) if got is None else _with_value(current, got))
     return out
 
 
@@ -137,12 +138,45 @@ def read_value(client: SecretsManagerClient, current: Current) -> Current:
     return replace(current, version_id=got.get("VersionId"), secret_string=got.get("SecretString"))
 
 
+def prefetch_values(
+    client: SecretsManagerClient, names: Sequence[str], executor: ThreadPoolExecutor
+) -> dict[str, Any]:
+    """BatchGetSecretValue by name, run while ListSecrets pages come in: a run whose secrets
+    exist then reads in the listing's round trip, not one after it. Best effort: a name that
+    does not exist, is scheduled for deletion, is denied or whose call failed is simply not in
+    the answer, and read_values reads what the listing shows by ARN."""
+
+    def chunk_values(chunk: Sequence[str]) -> list[Any]:
+        try:
+            answer = client.batch_get_secret_value(SecretIdList=list(chunk))
+        except (ClientError, BotoCoreError):
+            return []
+        return list(answer.get("SecretValues", []))
+
+    found: dict[str, Any] = {}
+    for entries in executor.map(chunk_values, _chunks(names, BATCH_SIZE)):
+        found.update((entry["Name"], entry) for entry in entries)
+    return found
+
+
 def read_values(
-    client: SecretsManagerClient, currents: Iterable[Current], executor: ThreadPoolExecutor
+    client: SecretsManagerClient,
+    currents: Iterable[Current],
+    executor: ThreadPoolExecutor,
+    prefetched: Mapping[str, Any] | None = None,
 ) -> dict[str, Current]:
-    """The values of the given live secrets, BatchGetSecretValue chunks run in parallel."""
-    live = [c for c in currents if not c.deleted]
+    """The values of the given live secrets: from `prefetched` where it holds the same secret
+    (same ARN), the rest in BatchGetSecretValue chunks run in parallel."""
     out: dict[str, Current] = {}
+    live = []
+    for current in currents:
+        if current.deleted:
+            continue
+        got = (prefetched or {}).get(current.name)
+        if got is not None and got.get("ARN") == current.arn:
+            out[current.name] = _with_value(current, got)
+        else:
+            live.append(current)
     try:
         for result in executor.map(lambda chunk: _batch(client, chunk), _chunks(live, BATCH_SIZE)):
             out.update((c.name, c) for c in result)

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +25,11 @@ class Call:
     operation: str
     body: dict[str, Any]
     status: int  # what the client got
+    # When the request arrived, on time.monotonic(): CLOCK_MONOTONIC is one clock for the whole
+    # machine, so bench/ can subtract a subprocess's launch time from it.
+    received: float = field(default=0.0, compare=False)
+    in_flight: int = field(default=0, compare=False)  # requests in flight on arrival, this one too
+    forwarded: bool = field(default=False, compare=False)  # reached moto, whatever the client got
 
     @property
     def secret_id(self) -> str | None:
@@ -41,6 +46,11 @@ class Faults:
     latency: float = 0.0
     hang: float = 0.0  # seconds to sleep before answering (for timeout tests)
     rule: Callable[[Call], int | None] | None = None
+    # Decides a status for a call AFTER it reached moto: the write is done, but the client sees
+    # an error, as when AWS answers 5xx or the connection drops after committing.
+    after: Callable[[Call], int | None] | None = None
+    # Seconds to sleep before answering one call (for timeouts on some calls, not all).
+    hang_for: Callable[[Call], float | None] | None = None
     seed: int = 7
     rng: random.Random = field(init=False)
 
@@ -70,10 +80,18 @@ class AwsProxy:
         self.faults = faults or Faults()
         self.calls: list[Call] = []
         self._lock = threading.Lock()
+        # In-flight bookkeeping: the high-water mark of concurrent requests, overall and per
+        # operation, is how tests prove parallelism without timing anything.
+        self._active: dict[str, int] = {}
+        self._peaks: dict[str, int] = {}
+        self.max_in_flight = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, the second waits for the
+            # client's delayed ACK, adding some 40 ms to every call.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -105,23 +123,56 @@ class AwsProxy:
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self._peaks.clear()
+            self.max_in_flight = sum(self._active.values())
+
+    def peak(self, operation: str | None = None) -> int:
+        """The most requests (of one operation, if given) in flight at once since the last
+        reset: the high-water mark, counted as requests arrive and leave, not timed."""
+        with self._lock:
+            if operation is None:
+                return self.max_in_flight
+            return self._peaks.get(operation, 0)
 
     def _record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
 
+    def _enter(self, operation: str) -> int:
+        with self._lock:
+            self._active[operation] = self._active.get(operation, 0) + 1
+            self._peaks[operation] = max(self._peaks.get(operation, 0), self._active[operation])
+            total = sum(self._active.values())
+            self.max_in_flight = max(self.max_in_flight, total)
+            return total
+
+    def _leave(self, operation: str) -> None:
+        with self._lock:
+            self._active[operation] -= 1
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
+        received = time.monotonic()
         service, operation, data = parse_call(handler.headers, body)
+        in_flight = self._enter(operation)
+        try:
+            self._serve(handler, Call(service, operation, data, 0, received, in_flight), body)
+        finally:
+            self._leave(operation)
+
+    def _serve(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
+        service = call.service
         faults = self.faults
         if faults.latency:
             time.sleep(faults.latency)
         if faults.hang:
             time.sleep(faults.hang)
-        status = self._injected(Call(service, operation, data, 0))
+        if faults.hang_for is not None and call.service != "other":
+            time.sleep(faults.hang_for(call) or 0.0)
+        status = self._injected(call)
         if status is not None:
-            self._record(Call(service, operation, data, status))
+            self._record(replace(call, status=status))
             self._answer_fault(handler, status, service)
             return
         conn = HTTPConnection(*self.upstream, timeout=60)
@@ -129,7 +180,13 @@ class AwsProxy:
         conn.request(handler.command, handler.path, body=body, headers=headers)
         answer = conn.getresponse()
         payload = answer.read()
-        self._record(Call(service, operation, data, answer.status))
+        late = faults.after(call) if faults.after is not None and call.service != "other" else None
+        if late is not None:
+            conn.close()
+            self._record(replace(call, status=late, forwarded=True))
+            self._answer_fault(handler, late, service)
+            return
+        self._record(replace(call, status=answer.status, forwarded=True))
         handler.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in HOP_HEADERS | {"content-length"}:

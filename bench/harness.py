@@ -1,0 +1,188 @@
+"""What the bench scripts share: moto in server mode on a loopback port, and child processes run
+the way the runner runs the action, measured from launch to exit with their own peak RSS."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.action import ENTRYPOINT, base_env, parse_outputs  # noqa: E402
+from tests.support.proxy import AwsProxy, Call  # noqa: E402
+
+REGION = "us-east-1"
+__all__ = ["ENTRYPOINT", "REGION", "ROOT", "AwsProxy", "Child", "action_env", "moto_server"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def reset_moto(url: str) -> None:
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - loopback only
+        pass
+
+
+@dataclass
+class Child:
+    """One child process as measured: wall time from launch to exit, when its first request
+    reached the proxy, the calls it made, its CPU time and its peak RSS.
+
+    The peak RSS is the child's VmHWM (the high-water mark of its address space since exec),
+    read from /proc while it runs. wait4's ru_maxrss cannot be used: Linux folds into it the
+    RSS of the image the child replaced at exec, which is a copy of this (much larger) process.
+    """
+
+    returncode: int
+    wall: float
+    startup: float | None  # launch to first request at the proxy
+    calls: list[Call]
+    peak_rss_kib: int
+    cpu: float  # user + system seconds: steadier than wall time on a busy machine
+    stdout: str
+    stderr: str
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> Counter[str]:
+        return Counter("sts" if c.service == "sts" else c.operation for c in self.calls)
+
+
+def run_child(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    proxy: AwsProxy,
+    *,
+    cwd: Path,
+    output_file: Path | None = None,
+    timeout: float = 900,
+) -> Child:
+    proxy.reset()
+    out_path, err_path = cwd / "child.stdout", cwd / "child.stderr"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        launched = time.monotonic()
+        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        deadline = launched + timeout
+        peak_kib = 0
+        while True:
+            peak_kib = max(peak_kib, _hwm_kib(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise TimeoutError(f"{argv[:2]} ran over {timeout} s")
+            time.sleep(0.002)
+        ended = time.monotonic()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    calls = list(proxy.calls)
+    first = min((c.received for c in calls), default=None)
+    child = Child(
+        returncode=proc.returncode,
+        wall=ended - launched,
+        startup=None if first is None else first - launched,
+        calls=calls,
+        peak_rss_kib=peak_kib,
+        cpu=usage.ru_utime + usage.ru_stime,
+        stdout=out_path.read_text(),
+        stderr=err_path.read_text(),
+    )
+    if output_file is not None:
+        child.outputs = parse_outputs(output_file.read_text())
+    return child
+
+
+def cpu_reference() -> float:
+    """Seconds a fixed pure-Python loop takes here: this machine's CPU speed drifted by a third
+    from one hour to the next (a shared host), so figures are printed beside it."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
+def _hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0  # not yet exec'd, or already a zombie: its address space is gone
+
+
+def runtime_venv(where: Path) -> Path:
+    """A virtual environment holding only requirements.lock, installed as the Dockerfile does
+    (`--require-hashes --no-deps`): what the image runs with. Returns its interpreter."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    python = where / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            str(ROOT / "requirements.lock"),
+        ],
+        check=True,
+    )
+    return python
+
+
+def action_env(
+    endpoint: str,
+    work: Path,
+    inputs: Mapping[str, str],
+    values: Mapping[str, str],
+) -> tuple[dict[str, str], Path]:
+    """The environment the runner gives a Docker action (INPUT_* with hyphens kept, real
+    GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files), and the output file's path."""
+    workspace, home = work / "workspace", work / "home"
+    workspace.mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
+    output_file, summary_file = work / "github_output", work / "step_summary"
+    output_file.write_text("")
+    summary_file.write_text("")
+    env = base_env(endpoint, workspace, home)
+    env.update(GITHUB_OUTPUT=str(output_file), GITHUB_STEP_SUMMARY=str(summary_file))
+    env.update({"INPUT_" + k.upper(): v for k, v in {"aws-region": REGION, **inputs}.items()})
+    env.update(values)
+    return env, output_file

@@ -1,0 +1,116 @@
+"""Start-up: from process launch to the first AWS request, and where the time goes.
+
+Runs the entrypoint (a no-op sync of --n secrets, as the runner runs it) against a local moto
+behind the recording proxy --runs times and reports the time from launch to the first request
+reaching the proxy; then once more under `python -X importtime`, whose self times it sums per
+top-level package (the standard library as one) to show what the imports cost.
+
+Usage: python bench/startup.py [--runs 15] [--n 100] [--python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import harness
+from harness import AwsProxy, Child
+
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def run(python: str, proxy: AwsProxy, work: Path, n: int, flags: Sequence[str] = ()) -> Child:
+    mapping = "\n".join(f"s{i:04d}: V{i:04d}" for i in range(n))
+    values = {f"V{i:04d}": f"startup-value-{i:04d}" for i in range(n)}
+    env, output = harness.action_env(
+        proxy.url, work, {"secrets": mapping, "name-prefix": "startup/"}, values
+    )
+    child = harness.run_child(
+        [python, *flags, str(harness.ENTRYPOINT)],
+        env,
+        proxy,
+        cwd=work / "workspace",
+        output_file=output,
+    )
+    if child.returncode != 0:
+        raise SystemExit(f"the run failed:\n{child.stdout}\n{child.stderr}")
+    return child
+
+
+def import_costs(stderr: str) -> tuple[Counter[str], int]:
+    """Import time per top-level package in microseconds, and the total. A standard-library
+    module counts for the package that imported it first (jsonschema's `urllib`, botocore's
+    `http.client`): that is what the dependency costs. What no package pulls in counts as
+    "python (site, ...)"; our own modules as secrets_sync, less what they pull in."""
+    rows = []
+    for line in stderr.splitlines():
+        m = _IMPORT_LINE.match(line)
+        if m:
+            rows.append((int(m.group(1)), len(m.group(3)), m.group(4)))
+
+    def owner(name: str) -> str | None:
+        top = name.split(".")[0]
+        return None if top in sys.stdlib_module_names or top.startswith("_") else top
+
+    per: Counter[str] = Counter()
+    # -X importtime prints a module after everything it imported, one level deeper: so the
+    # importer of a row is the next row below it with a smaller depth.
+    for i, (micros, depth, name) in enumerate(rows):
+        who, level = owner(name), depth
+        for _, later_depth, later_name in rows[i + 1 :]:
+            if who is not None:
+                break
+            if later_depth < level:
+                who, level = owner(later_name), later_depth
+        per[who or "python (site, ...)"] += micros
+    return per, sum(per.values())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--n", type=int, default=100, help="secrets in the mapping")
+    parser.add_argument(
+        "--python", help="interpreter (default: a fresh environment with requirements.lock)"
+    )
+    args = parser.parse_args(argv)
+    with (
+        harness.moto_server() as moto_url,
+        AwsProxy(moto_url) as proxy,
+        tempfile.TemporaryDirectory(prefix="secrets-sync-startup-") as tmp,
+    ):
+        python = args.python or str(harness.runtime_venv(Path(tmp) / "runtime"))
+        work = Path(tmp)
+        run(python, proxy, work / "seed", args.n)  # creates the secrets: the rest are no-ops
+        starts, cpus = [], []
+        for i in range(args.runs):
+            child = run(python, proxy, work / f"run{i}", args.n)
+            assert child.startup is not None
+            starts.append(child.startup)
+            cpus.append(child.cpu)
+        traced = run(python, proxy, work / "importtime", args.n, ["-X", "importtime"])
+    per, total = import_costs(traced.stderr)
+    print(f"CPU reference (a fixed Python loop; lower is faster): {harness.cpu_reference():.2f} s")
+    print(
+        f"launch to first AWS request, no-op of {args.n}, {args.runs} runs: median "
+        f"{statistics.median(starts):.3f} s, min {min(starts):.3f} s, max {max(starts):.3f} s "
+        f"(whole run's CPU: median {statistics.median(cpus):.3f} s)"
+    )
+    print(
+        f"\nimports under -X importtime (one run; the tracing itself adds to it): "
+        f"{total / 1000:.0f} ms in all\n"
+    )
+    print("| package (with the standard library it pulls in) | ms |\n|---|---:|")
+    for name, micros in per.most_common(15):
+        print(f"| {name} | {micros / 1000:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

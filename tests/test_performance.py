@@ -1,0 +1,201 @@
+"""Performance contracts that can be proved without a clock: the number of AWS calls a run makes,
+and how many of them are in flight at once (the proxy's high-water mark, counted as requests
+arrive and leave). Wall-clock figures live in bench/, never in an assertion here."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secrets_sync.runner import REDACTED, Runner
+from tests.support.action import REPOSITORY
+
+PREFIX = "perf/"
+# With a role and ambient credentials the action takes sts:AssumeRole; the budget allows it once.
+ROLE = "arn:aws:iam::123456789012:role/secrets-sync-perf"
+OURS = [
+    {"Key": "ManagedBy", "Value": "secrets-sync"},
+    {"Key": "secrets-sync:repository", "Value": REPOSITORY},
+]
+
+
+def mapping(n: int) -> str:
+    return "\n".join(f"s{i:04d}: V{i:04d}" for i in range(n))
+
+
+def values(n: int, generation: str = "one") -> dict[str, str]:
+    return {f"V{i:04d}": f"{generation}-canary-{i:04d}" for i in range(n)}
+
+
+def inputs(n: int, **more: str) -> dict[str, str]:
+    return {"secrets": mapping(n), "name-prefix": PREFIX, "role-to-assume": ROLE, **more}
+
+
+def budget(n: int) -> dict[str, int]:
+    """The most calls of each kind a no-op run of n secrets may make."""
+    return {
+        "sts": 1,
+        "ListSecrets": max(1, math.ceil(n / 100)),
+        "BatchGetSecretValue": math.ceil(n / 20),
+    }
+
+
+def calls_by_kind(proxy) -> Counter[str]:
+    kinds: Counter[str] = Counter()
+    for call in proxy.calls:
+        kinds["sts" if call.service == "sts" else call.operation or call.service] += 1
+    return kinds
+
+
+def seed(sm, n: int, generation: str = "one") -> None:
+    """n secrets as a previous run would have left them, written straight into moto."""
+    for name, value in values(n, generation).items():
+        sm.create_secret(
+            Name=f"{PREFIX}s{name[1:]}", SecretString=f'{{"{name}":"{value}"}}', Tags=OURS
+        )
+
+
+@pytest.mark.parametrize("n", [1, 45])
+def test_noop_run_stays_within_the_call_budget(action, proxy, sm, n):
+    seed(sm, n)
+    run = action(inputs(n), env=values(n))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(run.json("unchanged")) == n
+    kinds = calls_by_kind(proxy)
+    allowed = budget(n)
+    assert set(kinds) <= set(allowed), f"calls outside the budget: {kinds}"
+    for kind, most in allowed.items():
+        assert kinds[kind] <= most, f"{kinds[kind]} {kind} calls, budget {most}"
+    # Reading is not skimped either: every value is read, in full batches.
+    assert kinds["BatchGetSecretValue"] == math.ceil(n / 20)
+    ids = [c.body["SecretIdList"] for c in proxy.calls if c.operation == "BatchGetSecretValue"]
+    assert sorted(len(chunk) for chunk in ids) == sorted(
+        [20] * (n // 20) + ([n % 20] if n % 20 else [])
+    )
+
+
+def test_batch_reads_go_out_in_parallel(action, proxy, sm):
+    seed(sm, 100)
+    proxy.faults.latency = 0.1  # long enough that the five batch calls overlap at the proxy
+    run = action(inputs(100, **{"max-concurrency": "8"}), env=values(100))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert proxy.ops().count("BatchGetSecretValue") == 5
+    assert proxy.peak("BatchGetSecretValue") == 5
+    assert proxy.peak("ListSecrets") == 1  # pages follow their NextToken, one after another
+
+
+def test_values_are_read_while_the_listing_runs(action, proxy, sm):
+    # Values are asked for by name beside ListSecrets, so a no-op run spends one round trip
+    # reading, not two: the listing and the batch read are in flight at the same time.
+    seed(sm, 10)
+    proxy.faults.latency = 0.1
+    run = action(inputs(10), env=values(10))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(run.json("unchanged")) == 10
+    assert sorted(proxy.ops()) == ["BatchGetSecretValue", "ListSecrets"]
+    assert proxy.peak() == 2
+
+
+def test_create_run_reads_each_name_once_and_nothing_more(action, proxy, sm):
+    # On a first sync the read by name finds nothing; no secret is then read again one by one.
+    seed(sm, 5)
+    run = action(inputs(45), env=values(45))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(run.json("created")) == 40
+    assert len(run.json("unchanged")) == 5
+    kinds = calls_by_kind(proxy)
+    assert kinds["BatchGetSecretValue"] == 3
+    assert kinds["GetSecretValue"] == 0
+    assert kinds["CreateSecret"] == 40
+
+
+def test_writes_reach_but_never_exceed_max_concurrency(action, proxy):
+    proxy.faults.latency = 0.05
+    created = action(inputs(40, **{"max-concurrency": "4"}), env=values(40))
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert len(created.json("created")) == 40
+    assert proxy.ops().count("CreateSecret") == 40
+    assert proxy.peak("CreateSecret") == 4
+    assert proxy.peak() == 4  # nothing else ran beside them either
+
+    proxy.reset()
+    updated = action(inputs(40, **{"max-concurrency": "6"}), env=values(40, "two"))
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert len(updated.json("updated")) == 40
+    assert proxy.ops().count("UpdateSecret") == 40
+    assert proxy.peak("UpdateSecret") == 6
+    assert proxy.peak() == 6
+
+
+def test_moto_pages_list_secrets_like_aws(sm):
+    # The pagination test below means something only if the fake pages as AWS does.
+    seed(sm, 101)
+    first = sm.list_secrets(MaxResults=100)
+    assert len(first["SecretList"]) == 100
+    assert first["NextToken"]
+    second = sm.list_secrets(MaxResults=100, NextToken=first["NextToken"])
+    assert len(second["SecretList"]) == 1
+    assert not second.get("NextToken")
+
+
+def test_a_thousand_secrets_page_and_batch_right(action, proxy, sm):
+    n = 1000
+    created = action(inputs(n, **{"max-concurrency": "16"}), env=values(n))
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert len(created.json("created")) == n
+    # Counted by answer: moto at times fails a call under this load, and botocore retries it.
+    created_ok = [c for c in proxy.calls if c.operation == "CreateSecret" and c.status == 200]
+    assert len(created_ok) == n
+    assert proxy.ops().count("ListSecrets") == 1
+
+    proxy.reset()
+    noop = action(inputs(n), env=values(n))
+    assert noop.returncode == 0, noop.stdout + noop.stderr
+    assert len(noop.json("unchanged")) == n
+    assert noop.outputs["changed"] == "false"
+    assert len(noop.json("arns")) == n
+    kinds = calls_by_kind(proxy)
+    assert set(kinds) <= {"sts", "ListSecrets", "BatchGetSecretValue"}, kinds
+    assert kinds["sts"] <= 1
+    assert kinds["ListSecrets"] == 10
+    assert kinds["BatchGetSecretValue"] == 50
+    pages = [c.body for c in proxy.calls if c.operation == "ListSecrets"]
+    assert all(page["MaxResults"] == 100 for page in pages)
+    assert "NextToken" not in pages[0]
+    assert len({page["NextToken"] for page in pages[1:]}) == 9
+    read = [
+        name
+        for c in proxy.calls
+        if c.operation == "BatchGetSecretValue"
+        for name in c.body["SecretIdList"]
+    ]
+    assert sorted(read) == sorted(noop.json("arns"))  # each secret read once, by name
+
+
+def plain_redact(masks: set[str], text: str) -> str:
+    """The reference: every mask of 8 characters or more, longest first, replaced in turn."""
+    for mask in sorted(masks, key=len, reverse=True):
+        if len(mask) >= 8 and mask in text:
+            text = text.replace(mask, REDACTED)
+    return text
+
+
+# Few letters and a "*", so that masks overlap, nest and meet the "***" replacements.
+_pieces = st.text(alphabet="ab*\n", min_size=1, max_size=14)
+
+
+@settings(max_examples=400, deadline=None)
+@given(masks=st.lists(_pieces, max_size=8), glue=st.lists(_pieces, max_size=10))
+def test_redaction_skips_only_masks_that_cannot_match(masks, glue):
+    # The runner tries only the masks that can match (a per-line cost that made a run of 1,000
+    # secrets quadratic); what it writes must be exactly what trying every mask would write.
+    runner = Runner(io.StringIO(), in_actions=False)
+    runner.add_masks(masks)
+    text = "".join(mask + g for mask, g in zip(itertools.cycle(masks or [""]), glue))
+    assert runner.redact(text) == plain_redact(runner._secrets, text)
