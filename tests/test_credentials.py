@@ -541,12 +541,23 @@ def test_a_planted_aws_config_cannot_redirect_or_configure_the_clients(tmp_path,
         "ca_bundle = /nonexistent/evil.pem\n"
     )
     monkeypatch.setenv("HOME", str(tmp_path))
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_CA_BUNDLE"):
+    for name in (
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
-    env = {"INPUT_SECRETS": "a: A", "INPUT_AWS-REGION": "us-east-1",
-           "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_WORKSPACE": str(tmp_path),
-           "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY", "AWS_SECRET_ACCESS_KEY": "planted-test-secret"}
+    env = {
+        "INPUT_SECRETS": "a: A",
+        "INPUT_AWS-REGION": "us-east-1",
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY",
+        "AWS_SECRET_ACCESS_KEY": "planted-test-secret",
+    }
     settings = load_settings(env)
     sess = credentials.session(settings, env, Runner(io.StringIO(), in_actions=False))
     client = credentials.secretsmanager(sess, settings)

@@ -7,7 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    ParamValidationError,
+)
 
 from .plan import Action, Step, plan_secret, same_value
 from .state import describe_error, error_code, read_one, read_value
@@ -67,13 +73,22 @@ class Applier:
             return Result(step, step.action, step.arn, error=step.error)
         try:
             return self._run(step)
-        except (ClientError, ConnectionError, HTTPClientError) as exc:
+        except (ClientError, BotoCoreError) as exc:
             return Result(
                 step,
                 step.action,
                 step.arn,
-                error=f"{step.action} failed: {describe_error(exc)}",
+                error=f"{step.action} failed: {_describe(exc)}",
                 transient=is_transient(exc),
+            )
+        except (KeyError, TypeError) as exc:
+            # An answer without what the API promises (e.g. no ARN): this secret failed, and
+            # the others, and the outputs of those done, still stand.
+            return Result(
+                step,
+                step.action,
+                step.arn,
+                error=f"{step.action} failed: a malformed answer from AWS ({type(exc).__name__}).",
             )
 
     def _run(self, step: Step) -> Result:
@@ -158,9 +173,24 @@ class Applier:
 
     def retry(self, failed: Result) -> Result:
         try:
-            return self.resync(failed.step)
-        except (ClientError, ConnectionError, HTTPClientError) as exc:
-            return replace(failed, error=f"{failed.step.action} failed: {describe_error(exc)}")
+            result = self.resync(failed.step)
+        except (ClientError, BotoCoreError) as exc:
+            return replace(failed, error=f"{failed.step.action} failed: {_describe(exc)}")
+        if result.ok and result.action is Action.UNCHANGED and failed.step.action in _LANDING:
+            # The first write landed though its answer was lost (or a concurrent run wrote the
+            # same): the secret changed in this run, and `changed` and the lists must say so.
+            return replace(result, action=failed.step.action)
+        return result
+
+
+_LANDING = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE})
+
+
+def _describe(exc: BaseException) -> str:
+    # botocore's parameter errors quote the parameter, which may be the value: name them only.
+    if isinstance(exc, ParamValidationError):
+        return type(exc).__name__
+    return describe_error(exc)
 
 
 def apply_all(

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
@@ -181,6 +182,9 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
                 client, settings.repository, settings.adopt_existing, settings.recovery_window_days
             )
             results = apply_all(applier, steps, pool)
+    # AWS error messages can echo a request: redact each whole, before a log line is split at
+    # its line breaks or a Markdown cell folds them, which could leave pieces too short to match.
+    results = [replace(r, error=runner.redact(r.error)) if r.error else r for r in results]
 
     with runner.group("Plan" if settings.dry_run else "Results"):
         for line in summary.plan_lines(results):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import yaml
@@ -22,9 +22,11 @@ REPOSITORY_TAG = "secrets-sync:repository"
 RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG})
 MAX_TAGS = 50
 MAX_NAME = 512
+MAX_NODES = 100_000  # entries a document may expand to through aliases (a mapping has far fewer)
 SCHEMA_FILE = "secrets-sync.schema.json"
 
-_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+# AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
+_TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
 _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
 _FIELDS = ("keys", "value", "description", "tags", "kms-key-id", "replica-regions", "k8s")
 
@@ -75,9 +77,15 @@ class SecretMapping:
 
 class _Loader(yaml.SafeLoader):
     """Safe YAML in which every scalar is a string (the mapping holds only names) and a
-    key given twice is an error instead of a silent overwrite."""
+    key given twice is an error instead of a silent overwrite. Explicit tags other than
+    strings, lists and mappings (`!!int x`, `!!timestamp ...`, `!!binary`) are refused: their
+    constructors fail in many ways, and the mapping needs none of them."""
 
     yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - replaces the inherited table
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        "tag:yaml.org,2002:seq": yaml.SafeLoader.construct_yaml_seq,
+        None: yaml.SafeLoader.construct_undefined,
+    }
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -99,7 +107,22 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any
     return out
 
 
+def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
+    value = str(loader.construct_scalar(node))
+    if not any("\ud800" <= c <= "\udfff" for c in value):
+        return value
+    # YAML's \u escapes leave a JSON surrogate pair (how ensure_ascii writes an emoji) as two
+    # halves: join them. A half on its own is no text at all, and no AWS call could carry it.
+    try:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise _DuplicateOrBadKey(
+            node, "a \\u escape is half of a surrogate pair", "escape whole characters only."
+        ) from None
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, _construct_str)
 
 
 class _DuplicateOrBadKey(yaml.YAMLError):
@@ -113,7 +136,9 @@ class _DuplicateOrBadKey(yaml.YAMLError):
 def parse_document(text: str, origin: str) -> Any:
     """YAML or JSON text to plain data; errors give the line and column but quote nothing."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        _check_size(data, origin)
+        return data
     except _DuplicateOrBadKey as exc:
         where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}"
         raise InputError(origin, f"{where}: {exc.problem}.", exc.fix) from None
@@ -125,12 +150,47 @@ def parse_document(text: str, origin: str) -> Any:
             f"{where}not valid YAML or JSON ({exc.problem or exc.context}).",
             "check the indentation and quoting; the README shows each shape.",
         ) from None
-    except (yaml.YAMLError, RecursionError) as exc:
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
+        # ValueError and friends: an explicit tag such as `!!int x` or `!!timestamp 2024-13-45`
+        # whose constructor refused the text.
         raise InputError(
             origin,
             f"not valid YAML or JSON ({type(exc).__name__}).",
             "check the syntax; the README shows each shape.",
         ) from None
+
+
+def _check_size(data: Any, origin: str) -> None:
+    """Refuse documents that aliases blow up (a "billion laughs") or make refer to themselves:
+    validating them would take exponential time or never end."""
+    sizes: dict[int, int | None] = {}  # id -> expanded size; None while being counted
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, counted = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if counted:
+            size = 1 + sum(sizes.get(id(c)) or 1 for c in children)
+            if size > MAX_NODES:
+                raise InputError(
+                    origin,
+                    f"the document expands to more than {MAX_NODES} entries through aliases.",
+                    "write the mapping out without nested aliases.",
+                )
+            sizes[id(node)] = size
+            continue
+        if id(node) in sizes:
+            if sizes[id(node)] is None:
+                raise InputError(
+                    origin,
+                    "an alias refers to a node that contains it.",
+                    "remove the recursive alias.",
+                )
+            continue
+        sizes[id(node)] = None
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
 
 
 # Validation -----------------------------------------------------------------------------
@@ -147,12 +207,26 @@ def schema() -> dict[str, Any]:
     return data
 
 
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, schema: Any
+) -> Iterable[ValidationError]:
+    """`pattern` as JSON Schema means it (ECMA-262): `$` matches only at the very end. Python's
+    `$` also matches before a final newline, which would let a name ending in one through."""
+    if validator.is_type(instance, "string") and not re.search(
+        re.sub(r"(?<!\\)\$$", r"\\Z", pattern), instance
+    ):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def _validator(ref: str = "") -> jsonschema.protocols.Validator:
     root = schema()
     target = {"$ref": f"#/$defs/{ref}", "$defs": root["$defs"]} if ref else root
-    cls = jsonschema.validators.validator_for(root)
-    return cls(target)
+    cls: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.validators.validator_for(root), {"pattern": _ecma_pattern}
+    )
+    validator: jsonschema.protocols.Validator = cls(target)
+    return validator
 
 
 def _place(origin: str, path: Iterable[Any]) -> str:
@@ -162,14 +236,14 @@ def _place(origin: str, path: Iterable[Any]) -> str:
     return place
 
 
-def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
+def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str]:
     """(path, problem, fix) for one schema error, in the words a user of the mapping needs."""
     path = list(error.absolute_path)
     schema_path = list(error.relative_schema_path)
     kind, inst = error.validator, error.instance
     shapes = "use `NAME: SOURCE`, `NAME: [SOURCE, ...]`, or a mapping with `keys:` or `value:`."
     if "propertyNames" in schema_path:
-        if "tags" in path or (path and path[-1] == "tags") or kind == "not":
+        if ref == "tags" or (path and path[-1] == "tags") or kind == "not":
             if kind == "not":
                 return (
                     path,
@@ -181,7 +255,7 @@ def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
                 f"tag key {inst!r} is empty or longer than 128 characters.",
                 "use a tag key of 1 to 128 characters.",
             )
-        if kind == "maxLength" and "jsonKey" not in str(error.schema):
+        if kind == "maxLength" and not path:
             return (
                 path,
                 f"the name {str(inst)[:40]!r}... is longer than {MAX_NAME} characters.",
@@ -209,18 +283,21 @@ def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
     ):
         if inst == "":
             return path, "no source name is given.", f"{shapes}"
+        # Not quoted: what stands here may be a secret pasted in by mistake.
         return (
             path,
-            f"{inst!r} is not a source name.",
+            "is not a source name.",
             "name a key of `values` or a variable of the step's env: letters, digits and _, "
-            "not starting with a digit (as GitHub secret names are).",
+            "not starting with a digit (as GitHub secret names are); never the value itself.",
         )
     if kind == "additionalProperties" and isinstance(inst, dict):
-        extra = sorted(set(inst) - set(_FIELDS))
+        props = error.schema.get("properties") if isinstance(error.schema, Mapping) else None
+        allowed = list(props or _FIELDS)
+        extra = sorted(set(inst) - set(allowed))
         return (
             path,
             f"unknown field {', '.join(map(repr, extra))}.",
-            f"use only {', '.join(_FIELDS)}.",
+            f"use only {', '.join(allowed)}.",
         )
     if kind == "not" and isinstance(inst, dict):
         return (
@@ -270,7 +347,7 @@ def _explain(error: ValidationError) -> tuple[list[Any], str, str]:
 def _check(instance: Any, origin: str, ref: str = "") -> None:
     error = best_match(_validator(ref).iter_errors(instance))
     if error is not None:
-        path, problem, fix = _explain(error)
+        path, problem, fix = _explain(error, ref)
         raise InputError(_place(origin, path), problem, fix)
 
 
@@ -300,6 +377,12 @@ def parse_default_tags(text: str) -> dict[str, str]:
     data = parse_document(text or "{}", "input `default-tags`")
     if data in ("", None):
         data = {}
+    if not isinstance(data, dict):
+        raise InputError(
+            "input `default-tags`",
+            "is not a mapping of tag keys to values.",
+            "write `Key: value` pairs, e.g. `{Team: platform, Env: prod}`.",
+        )
     _check(data, "input `default-tags`", "tags")
     _check_tags(data, "input `default-tags`")
     return dict(data)

@@ -66,7 +66,9 @@ class Runner:
         """Register a value with the runner (inside Actions) and with our own redaction."""
         # The JSON-escaped form is how a value stands inside a JSON secret string.
         escaped = json.dumps(value)[1:-1]
-        pieces = [value, escaped, *(line.strip() for line in value.splitlines())]
+        # ...and, unicode kept, how it stands in the secret strings this action builds.
+        unicode_escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+        pieces = [value, escaped, unicode_escaped, *(line.strip() for line in value.splitlines())]
         for piece in pieces:
             if not piece or piece in self._secrets:
                 continue
@@ -108,8 +110,10 @@ class Runner:
     # Log lines and annotations -----------------------------------------------------------
 
     def info(self, message: str) -> None:
-        for line in message.splitlines() or [""]:
-            self._write(self.redact(line))
+        # Redact first: splitting first would cut a masked value at its line breaks (U+2028
+        # and form feeds too) into pieces too short to be redacted.
+        for line in self.redact(message).splitlines() or [""]:
+            self._write(line)
 
     def debug(self, message: str) -> None:
         if not self.debug_enabled:

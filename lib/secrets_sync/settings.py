@@ -109,13 +109,14 @@ INPUTS: tuple[Input, ...] = (
 INPUT_BY_NAME = {i.name: i for i in INPUTS}
 
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+# ASCII: without it \d and \w also match other scripts' digits and letters, which AWS refuses.
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$", re.ASCII)
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 _PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]*$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_DURATION = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$")
+_DURATION = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -201,15 +202,17 @@ def parse_values(text: str) -> dict[str, str]:
             seen[key] = value
         return seen
 
+    fix = "pass a JSON object, e.g. `${{ toJSON(secrets) }}` or a step's JSON output."
     try:
         data = json.loads(text or "{}", object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         # The message of JSONDecodeError quotes no input, only the position.
         raise _bad(
-            "values",
-            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
-            "pass a JSON object, e.g. `${{ toJSON(secrets) }}` or a step's JSON output.",
+            "values", f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).", fix
         ) from None
+    except (ValueError, RecursionError) as exc:
+        # A number too long to convert, or nesting too deep: said by kind, never quoted.
+        raise _bad("values", f"not valid JSON ({type(exc).__name__}).", fix) from None
     if not isinstance(data, dict):
         raise _bad(
             "values",
@@ -223,11 +226,32 @@ def parse_values(text: str) -> dict[str, str]:
                 f"the value of {key!r} is not a string.",
                 "give every source value as a JSON string.",
             )
+        if not is_text(value):
+            raise _bad(
+                "values",
+                f"the value of {key!r} is not valid Unicode text (a lone surrogate escape).",
+                "give text; base64-encode binary data first.",
+            )
     return data
 
 
+def is_text(value: str) -> bool:
+    """Whether a value can be sent as UTF-8: JSON escapes and undecodable environment bytes
+    both yield lone surrogates, which no AWS call, log line or mask can carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _workspace_path(name: str, text: str, workspace: Path) -> Path:
-    path = (workspace / text.strip()).resolve()
+    try:
+        path = (workspace / text.strip()).resolve()
+    except (ValueError, OSError) as exc:  # a NUL byte, or a link loop
+        raise _bad(
+            name, f"{text.strip()!r} is not a usable path ({type(exc).__name__}).", "fix the path."
+        ) from None
     if not path.is_relative_to(workspace.resolve()):
         raise _bad(
             name,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .mapping import SecretSpec
+from .settings import is_text
 
 MAX_SECRET_BYTES = 65536
 
@@ -43,6 +44,14 @@ def lookup(
     found: dict[str, str] = {}
     for name in {src for spec in specs for src in spec.sources}:
         value = given.get(name) or env.get(name) or ""
+        if value and not is_text(value):
+            # Bytes that are not UTF-8 reach os.environ as lone surrogates: refuse them here,
+            # before any mask or log line would have to carry them.
+            raise InputError(
+                f"env `{name}`",
+                "is not valid UTF-8 text.",
+                "hand the secret over as UTF-8 text; base64-encode binary data first.",
+            )
         if value:
             found[name] = value
     return found

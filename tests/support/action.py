@@ -42,7 +42,8 @@ class ActionRun:
 
     @property
     def log_lines(self) -> list[str]:
-        return self.stdout.split("\n")  # the runner splits on line feeds only
+        # Split as the runner splits: on line feeds only (a form feed does not end a line).
+        return self.stdout.removesuffix("\n").split("\n") if self.stdout else []
 
     @property
     def errors(self) -> list[str]:

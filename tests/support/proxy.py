@@ -51,6 +51,9 @@ class Faults:
     after: Callable[[Call], int | None] | None = None
     # Seconds to sleep before answering one call (for timeouts on some calls, not all).
     hang_for: Callable[[Call], float | None] | None = None
+    # The message of an injected error (default: a fixed text per status); e.g. one that echoes
+    # the request, as some services' validation errors do.
+    message: Callable[[Call], str | None] | None = None
     seed: int = 7
     rng: random.Random = field(init=False)
 
@@ -158,11 +161,12 @@ class AwsProxy:
         in_flight = self._enter(operation)
         try:
             self._serve(handler, Call(service, operation, data, 0, received, in_flight), body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test): nobody is left to answer
         finally:
             self._leave(operation)
 
     def _serve(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
-        service = call.service
         faults = self.faults
         if faults.latency:
             time.sleep(faults.latency)
@@ -173,7 +177,7 @@ class AwsProxy:
         status = self._injected(call)
         if status is not None:
             self._record(replace(call, status=status))
-            self._answer_fault(handler, status, service)
+            self._fault(handler, status, call)
             return
         conn = HTTPConnection(*self.upstream, timeout=60)
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_HEADERS}
@@ -184,7 +188,7 @@ class AwsProxy:
         if late is not None:
             conn.close()
             self._record(replace(call, status=late, forwarded=True))
-            self._answer_fault(handler, late, service)
+            self._fault(handler, late, call)
             return
         self._record(replace(call, status=answer.status, forwarded=True))
         handler.send_response(answer.status)
@@ -212,14 +216,25 @@ class AwsProxy:
             return 503
         return None
 
+    def _fault(self, handler: BaseHTTPRequestHandler, status: int, call: Call) -> None:
+        # Subclasses override _answer_fault(handler, status, service): keep that call as it was.
+        text = self.faults.message(call) if self.faults.message is not None else None
+        if text is None:
+            self._answer_fault(handler, status, call.service)
+        else:
+            AwsProxy._answer_fault(handler, status, call.service, text)
+
     @staticmethod
-    def _answer_fault(handler: BaseHTTPRequestHandler, status: int, service: str) -> None:
+    def _answer_fault(
+        handler: BaseHTTPRequestHandler, status: int, service: str, text: str | None = None
+    ) -> None:
         if status == 400:
             code, message = "ThrottlingException", "Rate exceeded"
         elif status == 403:
             code, message = "AccessDeniedException", "injected: not authorized"
         else:
             code, message = "InternalServiceError", "injected: service unavailable"
+        message = message if text is None else text
         if service == "sts":
             payload = (
                 f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
