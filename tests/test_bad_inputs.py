@@ -370,9 +370,13 @@ def corpus(
         and item.originalname == "test_bad_input_is_refused_before_aws"
     ]
 
+    # Made here, not in the threads: pytest creates its base temporary directory lazily and
+    # not thread-safely, so concurrent first calls could each make a different one.
+    places = {id(case): tmp_path_factory.mktemp("case") for case in selected}
+
     def one(case: Case) -> tuple[int, tuple[ActionRun, list[Call]]]:
         with AwsProxy(moto_url) as proxy:
-            run = run_case(case, proxy, tmp_path_factory.mktemp("case"))
+            run = run_case(case, proxy, places[id(case)])
             return id(case), (run, list(proxy.calls))
 
     with ThreadPoolExecutor(max_workers=4) as pool:

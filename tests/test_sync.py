@@ -267,9 +267,12 @@ def test_batch_read_denied_falls_back_to_get_secret_value(action, proxy, sm):
 
 
 def test_create_that_loses_a_race_reads_and_carries_on(action, proxy, sm):
+    raced = []
+
     def rival(call):
         # Another run creates the secret between our ListSecrets and our CreateSecret.
-        if call.operation == "CreateSecret" and not sm.list_secrets()["SecretList"]:
+        if call.operation == "CreateSecret" and not raced:
+            raced.append(call)
             sm.create_secret(Name="app/key", SecretString='{"KEY":"rival-canary"}', Tags=OURS)
         return None
 
