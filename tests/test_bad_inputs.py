@@ -414,10 +414,12 @@ def test_bad_input_corpus_is_large_enough() -> None:
 def test_good_input_with_the_same_setup_does_reach_the_network(
     proxy: AwsProxy, tmp_path: Path
 ) -> None:
-    # The control: the same harness with a good mapping does call out (a token request, or AWS),
-    # so the `proxy.calls == []` above can fail.
+    # The control: the same harness with a good mapping asks the proxy for an OIDC token (which
+    # it cannot give, so the run fails there), so the `calls == []` above can fail.
     run = run_case(m("a: A", "unused"), proxy, tmp_path)
-    assert proxy.calls, run.stdout + run.stderr
+    assert [c.service for c in proxy.calls] == ["other"], run.stdout + run.stderr
+    assert run.returncode == 1
+    assert "OIDC" in run.errors[0]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,177 @@
+"""Prune guards: `prune: true` deletes only secrets under the prefix that carry both our tags
+with this repository and are gone from the mapping, always with a recovery window, and never
+more than `max-deletions` at once.
+
+tests/test_guards.py covers the limit (over it, raised, default 10), an empty `{}` mapping and
+the first scope checks. Here: the limit's boundary and message, every near-miss of the scope
+tags, the recovery window as sent, planned deletions, `missing: skip`, dry runs, a denied
+delete, and every way of writing an empty mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.action import REPOSITORY
+
+MANAGED = {"Key": "ManagedBy", "Value": "secrets-sync"}
+OURS = [MANAGED, {"Key": "secrets-sync:repository", "Value": REPOSITORY}]
+WRITES = {"CreateSecret", "UpdateSecret", "TagResource", "DeleteSecret", "RestoreSecret"}
+KEEP = {"secrets": "keep: KEEP", "name-prefix": "app/", "prune": "true"}
+ENV = {"KEEP": "keep-prune-canary"}
+
+
+def deleted(sm: Any, name: str) -> bool:
+    return "DeletedDate" in sm.describe_secret(SecretId=name)
+
+
+def deletes(proxy: Any) -> list[Any]:
+    return [c for c in proxy.calls if c.operation == "DeleteSecret"]
+
+
+@pytest.mark.parametrize("window", [None, "7", "30"])
+def test_deletion_always_keeps_the_recovery_window(action, proxy, sm, window):
+    sm.create_secret(Name="app/gone", SecretString="x", Tags=OURS)
+    inputs = {**KEEP, **({"recovery-window-days": window} if window else {})}
+    run = action(inputs, env=ENV)
+    assert run.returncode == 0, run.stdout
+    (call,) = deletes(proxy)
+    assert call.body["RecoveryWindowInDays"] == int(window or 7)
+    assert "ForceDeleteWithoutRecovery" not in call.body
+    assert deleted(sm, "app/gone")
+    sm.restore_secret(SecretId="app/gone")  # recoverable, as promised
+
+
+def test_only_exact_scope_tags_of_this_repository_make_a_secret_ours(action, proxy, sm):
+    near_misses = {
+        "app/repo-upper": [MANAGED, {"Key": "secrets-sync:repository", "Value": "LORNU-AI/APP"}],
+        "app/repo-longer": [MANAGED, {"Key": "secrets-sync:repository", "Value": f"{REPOSITORY}x"}],
+        "app/repo-shorter": [MANAGED, {"Key": "secrets-sync:repository", "Value": REPOSITORY[:-1]}],
+        "app/repo-empty": [MANAGED, {"Key": "secrets-sync:repository", "Value": ""}],
+        "app/managed-by-other": [{"Key": "ManagedBy", "Value": "Terraform"}, OURS[1]],
+        "app/managed-by-case": [{"Key": "ManagedBy", "Value": "Secrets-Sync"}, OURS[1]],
+        "app/tag-key-case": [MANAGED, {"Key": "Secrets-Sync:Repository", "Value": REPOSITORY}],
+        "app/sub/dir-other": [MANAGED, {"Key": "secrets-sync:repository", "Value": "x/y"}],
+    }
+    for name, tags in near_misses.items():
+        sm.create_secret(Name=name, SecretString="x", Tags=tags)
+    sm.create_secret(Name="app/sub/dir-ours", SecretString="x", Tags=OURS)
+    run = action(KEEP, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert run.json("deleted") == ["app/sub/dir-ours"]  # the control: pruning did run
+    assert [c.secret_id for c in deletes(proxy)] == [
+        sm.describe_secret(SecretId="app/sub/dir-ours")["ARN"]
+    ]
+    assert not any(deleted(sm, name) for name in near_misses)
+
+
+def test_never_outside_the_prefix(action, proxy, sm):
+    for name in ("ap/ours", "app-other/ours", "xapp/ours", "App/ours", "/app/ours"):
+        sm.create_secret(Name=name, SecretString="x", Tags=OURS)
+    run = action(KEEP, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert deletes(proxy) == []
+    # What was listed is what the name filter matched; we match the prefix exactly ourselves.
+    listed = [c for c in proxy.calls if c.operation == "ListSecrets"]
+    assert listed
+    assert all(c.body["Filters"] == [{"Key": "name", "Values": ["app/"]}] for c in listed)
+
+
+def test_planned_deletions_and_skipped_secrets_are_left_alone(action, proxy, sm):
+    sm.create_secret(Name="app/already", SecretString="x", Tags=OURS)
+    sm.delete_secret(SecretId="app/already", RecoveryWindowInDays=30)
+    sm.create_secret(Name="app/skipped", SecretString='{"SKIPPED":"old"}', Tags=OURS)
+    run = action(
+        {**KEEP, "secrets": "keep: KEEP\nskipped: SKIPPED", "missing": "skip"},
+        env={**ENV, "SKIPPED": ""},
+    )
+    assert run.returncode == 0, run.stdout
+    assert run.json("skipped") == ["app/skipped"]
+    assert run.json("deleted") == []
+    assert deletes(proxy) == []
+    assert not deleted(sm, "app/skipped")
+
+
+def test_the_limit_is_inclusive_and_its_message_says_how_to_raise_it(action, proxy, sm):
+    for i in range(10):
+        sm.create_secret(Name=f"app/old{i:02}", SecretString="x", Tags=OURS)
+    at_limit = action(KEEP, env=ENV)  # exactly max-deletions (10): allowed
+    assert at_limit.returncode == 0, at_limit.stdout
+    assert len(at_limit.json("deleted")) == 10
+
+    for i in range(4):
+        sm.create_secret(Name=f"app/more{i}", SecretString="x", Tags=OURS)
+    proxy.reset()
+    over = action({**KEEP, "max-deletions": "3"}, env=ENV)
+    assert over.returncode == 1
+    (error,) = over.errors
+    assert "would delete 4 secrets, more than max-deletions (3)" in error
+    assert "raise `max-deletions` to 4" in error
+    assert "nothing was written" in error
+    assert not WRITES & set(proxy.ops())
+    assert "max-deletions" in over.summary
+    assert over.outputs == {}  # refused whole: no partial results
+
+    proxy.reset()
+    dry = action({**KEEP, "max-deletions": "3", "dry-run": "true"}, env=ENV)
+    assert dry.returncode == 1  # a dry run shows the same refusal
+    assert not WRITES & set(proxy.ops())
+    assert not any(deleted(sm, f"app/more{i}") for i in range(4))
+
+
+def test_a_dry_run_prune_deletes_nothing(action, proxy, sm):
+    sm.create_secret(Name="app/gone", SecretString="x", Tags=OURS)
+    run = action({**KEEP, "dry-run": "true"}, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert run.json("deleted") == ["app/gone"]  # would be
+    assert not WRITES & set(proxy.ops())
+    assert not deleted(sm, "app/gone")
+
+
+def test_a_denied_delete_fails_that_secret_only(action, proxy, sm):
+    for name in ("app/gone1", "app/gone2"):
+        sm.create_secret(Name=name, SecretString="x", Tags=OURS)
+    proxy.faults.rule = lambda c: (
+        403 if c.operation == "DeleteSecret" and "app/gone1" in str(c.secret_id) else None
+    )
+    run = action(KEEP, env=ENV)
+    assert run.returncode == 1
+    assert run.json("failed") == ["app/gone1"]
+    assert run.json("deleted") == ["app/gone2"]
+    assert run.json("created") == ["app/keep"]
+    assert not deleted(sm, "app/gone1")
+    assert deleted(sm, "app/gone2")
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        pytest.param("{}", id="empty-object"),
+        pytest.param("# every secret removed\n", id="only-a-comment"),
+        pytest.param("---\n...\n", id="empty-document"),
+        pytest.param("[]", id="empty-list"),
+        pytest.param("null", id="null-word"),
+        pytest.param("~", id="tilde"),
+        pytest.param('""', id="empty-string"),
+    ],
+)
+def test_an_empty_mapping_never_prunes(action, proxy, sm, mapping):
+    sm.create_secret(Name="app/precious", SecretString="x", Tags=OURS)
+    run = action({**KEEP, "secrets": mapping})
+    assert run.returncode == 1
+    assert len(run.errors) == 1
+    assert proxy.calls == []
+    assert not deleted(sm, "app/precious")
+
+
+def test_an_empty_mapping_file_never_prunes(action, proxy, sm):
+    sm.create_secret(Name="app/precious", SecretString="x", Tags=OURS)
+    run = action(
+        {"secrets-file": "secrets.yml", "name-prefix": "app/", "prune": "true"},
+        files={"secrets.yml": "# nothing left\n"},
+    )
+    assert run.returncode == 1
+    assert "empty" in run.errors[0]
+    assert proxy.calls == []
+    assert not deleted(sm, "app/precious")
