@@ -3,12 +3,8 @@ rotation-enabled secrets, and secrets of another repository."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
-import boto3
-
 from tests.support.action import REPOSITORY
+from tests.test_rotation import rotation_function
 
 OURS = [
     {"Key": "ManagedBy", "Value": "secrets-sync"},
@@ -93,34 +89,11 @@ def test_prune_never_touches_other_scopes(action, proxy, sm):
     assert not any(deleted(sm, name) for name in others)
 
 
-def rotation_lambda(moto: str) -> str:
-    """A rotation function in moto, so that rotation can be turned on (it is never invoked)."""
-    creds = {
-        "region_name": "us-east-1",
-        "endpoint_url": moto,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
-    role = boto3.client("iam", **creds).create_role(
-        RoleName="rotation", AssumeRolePolicyDocument="{}"
-    )["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as zf:
-        zf.writestr("index.py", "def handler(event, context):\n    return None\n")
-    return boto3.client("lambda", **creds).create_function(
-        FunctionName="rotate",
-        Runtime="python3.12",
-        Role=role,
-        Handler="index.handler",
-        Code={"ZipFile": code.getvalue()},
-    )["FunctionArn"]
-
-
 def test_rotation_enabled_secret_is_a_conflict_and_never_written(action, proxy, sm, moto):
     sm.create_secret(Name="app/rotated", SecretString='{"R":"old-rotated-canary"}', Tags=OURS)
     sm.rotate_secret(
         SecretId="app/rotated",
-        RotationLambdaARN=rotation_lambda(moto),
+        RotationLambdaARN=rotation_function(moto),
         RotationRules={"AutomaticallyAfterDays": 30},
         RotateImmediately=False,
     )
