@@ -14,16 +14,22 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# Dependencies before code: this layer is rebuilt only when the lock changes. Every file is
-# download is checked against its hash, and --no-deps keeps out anything the lock does not name
-# (actions-toolkit's declared dependencies, which it does not need here, among them).
-COPY requirements.lock /tmp/requirements.lock
-RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock \
-    && rm /tmp/requirements.lock
+# Dependencies before code: this layer is rebuilt only when the lock changes. Every file
+# downloaded is checked against its hash, and --no-deps keeps out anything the lock does not name
+# (actions-toolkit's declared dependencies, which it does not need here, among them). In the same
+# RUN, so that they never reach a layer, the botocore service models no run can load are deleted
+# (scripts/slim_botocore.py says which stay).
+COPY requirements.lock scripts/slim_botocore.py /tmp/build/
+RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r /tmp/build/requirements.lock \
+    && python -I /tmp/build/slim_botocore.py \
+    && rm -r /tmp/build
 
 COPY entrypoint.py /app/entrypoint.py
 COPY lib/ /app/lib/
 COPY schema/ /app/schema/
+# Byte code for our modules, made once here: the entrypoint runs with -B and would otherwise
+# compile them on every run. unchecked-hash: the image never changes, so no stat per import.
+RUN python -m compileall -q --invalidation-mode unchecked-hash /app/lib
 
 # No USER: GitHub requires Docker actions to run as the default user (root); another user could
 # not write to the workspace, GITHUB_OUTPUT and the step summary that the runner mounts.

@@ -11,12 +11,17 @@ LINT_STAMP := $(VENV)/.installed-lint
 
 venv: $(STAMP)
 
+# The lock's pins without their hashes, as pip constraints: the tools (moto brings boto3) must
+# not move a locked package, so the tests run the versions the image runs.
+CONSTRAIN = sed -n 's/ *\\$$//; /^[A-Za-z0-9]/p' requirements.lock
+
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "secrets-sync needs Python 3.11+")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(CONSTRAIN) > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c $(VENV)/constraints.txt
 	touch $@
 
 demo: venv
@@ -26,7 +31,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 $(LINT_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,lint]' -c $(VENV)/constraints.txt
 	scripts/ensure-actionlint.sh $(BIN)
 	touch $@
 

@@ -13,8 +13,9 @@ same endpoint through the same proxy with the same latency, and both start from 
 state. "1st request" is launch to the first request reaching the proxy. Our side also
 validates the mapping, registers masks and writes outputs and a step summary, which the loop
 does not. The interpreter is, unless --python names another, a fresh virtual environment with
-only requirements.lock installed, as in the image (a development environment has extras that
-jsonschema imports at start-up). Peak RSS is our process's high-water mark (VmHWM).
+requirements.lock installed, as in the image (a development environment has extras that
+jsonschema imports at start-up), and boto3 with s3transfer for the loop (the image has neither).
+Peak RSS is our process's high-water mark (VmHWM).
 
 Where N <= 100 our side runs each scenario --repeat times (default 3) and the run of median wall
 time is shown: such a run lasts about half a second, so one busy moment on the machine would
@@ -247,7 +248,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-concurrency", type=int, default=8)
     parser.add_argument(
         "--python",
-        help="interpreter for both sides (default: a fresh environment with requirements.lock)",
+        help="interpreter for both sides, with boto3 (default: a fresh environment with "
+        "requirements.lock and boto3)",
     )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
@@ -271,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if args.python is None:
             print("… installing requirements.lock into a fresh environment", file=sys.stderr)
-            args.python = str(harness.runtime_venv(Path(tmp) / "runtime"))
+            args.python = str(harness.runtime_venv(Path(tmp) / "runtime", baseline=True))
         bench = Bench(moto_url, proxy, Path(tmp) / "runs", args)
         for latency_ms in latencies:
             for n in counts:

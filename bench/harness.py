@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,27 +144,20 @@ def _hwm_kib(pid: int) -> int:
     return 0  # not yet exec'd, or already a zombie: its address space is gone
 
 
-def runtime_venv(where: Path) -> Path:
+def runtime_venv(where: Path, *, baseline: bool = False) -> Path:
     """A virtual environment holding only requirements.lock, installed as the Dockerfile does
-    (`--require-hashes --no-deps`): what the image runs with. Returns its interpreter."""
+    (`--require-hashes --no-deps`): what the image runs with. With baseline, also boto3 and
+    s3transfer for bench/baseline.py (the image has neither: the action uses botocore alone), at
+    the versions of the development environment, whose botocore the lock pins. Returns its
+    interpreter."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
     python = where / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--quiet",
-            "--require-hashes",
-            "--no-deps",
-            "-r",
-            str(ROOT / "requirements.lock"),
-        ],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+    lock = ["--require-hashes", "--no-deps", "-r", str(ROOT / "requirements.lock")]
+    subprocess.run([*pip, *lock], check=True)
+    if baseline:
+        loop = [f"{name}=={metadata.version(name)}" for name in ("boto3", "s3transfer")]
+        subprocess.run([*pip, "--no-deps", *loop], check=True)
     return python
 
 

@@ -7,17 +7,22 @@ No Docker engine runs where the tests run; what this cannot see is the base imag
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import botocore
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -75,9 +80,8 @@ class Dockerfile:
     base: str
     env: dict[str, str]
     copies: list[tuple[list[str], str]]  # (sources, destination), in order
-    pip: list[str]  # the pip install command, as the RUN line gives it
-    pip_position: int  # index of that RUN among all instructions
     copy_positions: list[int]
+    runs: list[tuple[int, list[list[str]]]]  # (position, the commands its `&&` chain runs)
     entrypoint: list[str]
     keywords: list[str]
 
@@ -88,8 +92,7 @@ class Dockerfile:
         env: dict[str, str] = {}
         copies: list[tuple[list[str], str]] = []
         copy_positions: list[int] = []
-        pip: list[str] = []
-        pip_position = -1
+        runs: list[tuple[int, list[list[str]]]] = []
         entrypoint: list[str] = []
         for n, ins in enumerate(found):
             kw = ins.keyword.upper()
@@ -100,16 +103,27 @@ class Dockerfile:
                 copies.append((parts[:-1], parts[-1]))
                 copy_positions.append(n)
             elif kw == "RUN":
-                for command in ins.args.split("&&"):
-                    argv = shlex.split(command)
-                    if "pip" in argv and "install" in argv:
-                        assert not pip, "more than one pip install"
-                        pip, pip_position = argv, n
+                runs.append((n, [shlex.split(command) for command in ins.args.split("&&")]))
             elif kw == "ENTRYPOINT":
                 entrypoint = json.loads(ins.args)
         froms = [i.args for i in found if i.keyword.upper() == "FROM"]
         assert len(froms) == 1, "one stage: the test replays a single image"
-        return cls(froms[0], env, copies, pip, pip_position, copy_positions, entrypoint, keywords)
+        return cls(froms[0], env, copies, copy_positions, runs, entrypoint, keywords)
+
+    @property
+    def commands(self) -> list[list[str]]:
+        return [argv for _, chain in self.runs for argv in chain]
+
+    @property
+    def pip(self) -> list[str]:
+        """The pip install command, as the RUN line gives it."""
+        (found,) = [a for a in self.commands if a[:4] == ["python", "-m", "pip", "install"]]
+        return found
+
+    @property
+    def pip_position(self) -> int:
+        (found,) = [n for n, chain in self.runs if self.pip in chain]
+        return found
 
 
 DOCKERFILE_DATA = Dockerfile.parse(DOCKERFILE.read_text())
@@ -230,36 +244,51 @@ class Image:
         return mapped
 
 
+def replay(argv: list[str], rootfs: Path, python: Path) -> None:
+    """One command of a RUN line, run against the temporary root: absolute paths are mapped
+    into it and `python` is the venv standing in for the image's. Only the commands the
+    Dockerfile uses are known; a new kind of command needs a rule here first."""
+
+    def mapped(args: list[str]) -> list[str]:
+        return [str(rootfs / a.lstrip("/")) if a.startswith("/") else a for a in args]
+
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    env.pop("PYTHONPATH", None)
+    if argv[:4] == ["python", "-m", "pip", "install"]:
+        # The venv has no pip of its own: this one installs into it. --no-cache-dir only keeps
+        # the image small; the cache keeps this test quick.
+        args = [a for a in argv[4:] if a != "--no-cache-dir"]
+        command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+        command += mapped(args)
+    elif argv[0] == "python":
+        command = [str(python), *mapped(argv[1:])]
+    elif argv[:2] == ["rm", "-r"]:
+        for path in mapped(argv[2:]):
+            shutil.rmtree(path)
+        return
+    else:
+        raise AssertionError(f"the image test cannot replay {argv}")
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, f"{argv}:\n{proc.stdout}{proc.stderr}"
+
+
 @pytest.fixture(scope="session")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    """The image's files in a temporary root, and a fresh venv standing in for its Python with
-    the lock installed by the Dockerfile's own pip arguments. Built once per session: the install
-    is the slow part. The venv gets no pip of its own (the image's pip is the base image's, not
-    ours), so what is installed in it is exactly what the lock brought."""
+    """The image's files in a temporary root, and a fresh venv standing in for its Python,
+    made by replaying the Dockerfile's RUN lines in order: the lock installed by its own pip
+    arguments, the botocore models slimmed, our code compiled. Built once per session: the
+    install is the slow part. The venv gets no pip of its own (the image's pip is the base
+    image's, not ours), so what is installed in it is exactly what the lock brought."""
     base = tmp_path_factory.mktemp("image")
     rootfs = base / "rootfs"
     layout(rootfs, DOCKERFILE_DATA)
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    pip = DOCKERFILE_DATA.pip
-    assert pip[:4] == ["python", "-m", "pip", "install"], pip
-    args = []
-    for arg in pip[4:]:
-        if arg == "--no-cache-dir":  # only the image's size; the cache keeps this test quick
-            continue
-        args.append(str(rootfs / arg.lstrip("/")) if arg.startswith("/") else arg)
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for argv in DOCKERFILE_DATA.commands:
+        replay(argv, rootfs, python)
     return Image(rootfs, python, DOCKERFILE_DATA.entrypoint)
 
 
@@ -347,9 +376,10 @@ def run_image(
     env: Mapping[str, str],
     *,
     drop: tuple[str, ...] = (),
+    inputs: Mapping[str, str] | None = None,
 ) -> ActionRun:
     return run_action(
-        {"secrets": MAPPING, "aws-region": REGION, "name-prefix": "img/"},
+        {"secrets": MAPPING, "aws-region": REGION, "name-prefix": "img/", **(inputs or {})},
         endpoint=proxy_url,
         workspace=workspace,
         # The image's ENV first: the runner's `-e` variables override it, as Docker does.
@@ -357,6 +387,29 @@ def run_image(
         command=image.command(drop=drop),
         timeout=120,
     )
+
+
+def image_files(image: Image) -> dict[Path, tuple[int, int]]:
+    """Every file of the image's code and dependencies, with its size and modification time."""
+    return {
+        path: (path.stat().st_size, path.stat().st_mtime_ns)
+        for top in (image.rootfs / "app", image.python.parents[1])
+        for path in top.rglob("*")
+        if path.is_file()
+    }
+
+
+def image_python(image: Image, code: str) -> Any:
+    """Run code with the image's Python, isolated as the ENTRYPOINT is; its stdout as JSON."""
+    proc = subprocess.run(
+        [str(image.python), "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    return json.loads(proc.stdout)
 
 
 # The Dockerfile's shape -----------------------------------------------------------------------
@@ -377,8 +430,16 @@ def test_environment_and_pip_flags():
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     pip = DOCKERFILE_DATA.pip
     assert {"--require-hashes", "--no-deps", "--no-cache-dir"} <= set(pip)
-    lock_dest = pip[pip.index("-r") + 1]
-    assert (["requirements.lock"], lock_dest) in DOCKERFILE_DATA.copies
+    assert pip[pip.index("-r") + 1] == landed("requirements.lock")
+    # The slimming runs in the same RUN as the install: a later RUN could not shrink the layer.
+    (chain,) = [chain for _, chain in DOCKERFILE_DATA.runs if pip in chain]
+    assert ["python", "-I", landed("scripts/slim_botocore.py")] in chain
+
+
+def landed(source: str) -> str:
+    """Where a COPY puts a file of the build context."""
+    (dest,) = [dest for sources, dest in DOCKERFILE_DATA.copies if source in sources]
+    return dest + Path(source).name if dest.endswith("/") else dest
 
 
 def test_lock_is_installed_before_the_code_is_copied():
@@ -387,7 +448,7 @@ def test_lock_is_installed_before_the_code_is_copied():
         for pos, (sources, _) in zip(
             DOCKERFILE_DATA.copy_positions, DOCKERFILE_DATA.copies, strict=True
         )
-        if sources != ["requirements.lock"]
+        if set(sources) - {"requirements.lock", "scripts/slim_botocore.py"}
     ]
     assert code_copies, "no COPY of the code"
     assert DOCKERFILE_DATA.pip_position < min(code_copies)
@@ -395,7 +456,13 @@ def test_lock_is_installed_before_the_code_is_copied():
 
 def test_copies_only_what_runs():
     sources = sorted(s for srcs, _ in DOCKERFILE_DATA.copies for s in srcs)
-    assert sources == ["entrypoint.py", "lib/", "requirements.lock", "schema/"]
+    assert sources == [
+        "entrypoint.py",
+        "lib/",
+        "requirements.lock",
+        "schema/",
+        "scripts/slim_botocore.py",
+    ]
 
 
 def test_entrypoint_is_exec_form_isolated_and_absolute():
@@ -420,7 +487,7 @@ def test_no_user_no_shell_form():
 
 def test_build_context_is_only_what_is_copied():
     files = context_files(ROOT)
-    allowed = ("requirements.lock", "entrypoint.py", "lib/", "schema/")
+    allowed = ("requirements.lock", "scripts/slim_botocore.py", "entrypoint.py", "lib/", "schema/")
     assert files, ".dockerignore excludes everything"
     assert [f for f in files if not f.startswith(allowed)] == []
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
@@ -472,28 +539,92 @@ def test_lock_installs_on_the_image_python(arch, tmp_path):
 
 
 def test_installed_packages_are_exactly_the_lock(image):
-    listing = subprocess.run(
-        [
-            str(image.python),
-            "-I",
-            "-c",
-            "import importlib.metadata as m, json;"
-            "print(json.dumps([[d.metadata['Name'], d.version] for d in m.distributions()]))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
+    listing = image_python(
+        image,
+        "import importlib.metadata as m, json;"
+        "print(json.dumps([[d.metadata['Name'], d.version] for d in m.distributions()]))",
     )
-    installed = {canonicalize_name(name): version for name, version in json.loads(listing.stdout)}
+    installed = {canonicalize_name(name): version for name, version in listing}
     assert installed == lock_requirements()
-    # Neither the toolkit's declared dependencies nor anything else came along.
-    assert not {"pygithub", "requests"} & set(installed)
+    # Neither the toolkit's declared dependencies nor anything else came along, and boto3
+    # (which a run never imports) is not there.
+    assert not {"pygithub", "requests", "boto3", "s3transfer"} & set(installed)
+
+
+def test_the_development_environment_runs_the_locked_versions():
+    # `make venv` installs the tools under the lock's pins, so that moto's boto3 cannot move
+    # botocore: the tests exercise the versions the image runs.
+    locked = lock_requirements()
+    assert {name: metadata.version(name) for name in locked} == locked
+
+
+SLIM = runpy.run_path(str(ROOT / "scripts" / "slim_botocore.py"))
+
+
+def test_botocore_in_the_image_keeps_only_the_models_a_run_can_load(image):
+    found = image_python(
+        image,
+        "import json, botocore.session\n"
+        "from botocore.exceptions import UnknownServiceError\n"
+        "s = botocore.session.Session()\n"
+        "names = s.get_available_services()\n"
+        "loaded = [s.get_service_model(n).service_name for n in names]\n"
+        "try:\n"
+        "    s.get_service_model('s3'); refused = False\n"
+        "except UnknownServiceError:\n"
+        "    refused = True\n"
+        "print(json.dumps({'available': sorted(names), 'loaded': len(loaded),\n"
+        "                  'refused': refused}))",
+    )
+    assert found == {
+        "available": sorted(SLIM["SERVICES"]),
+        "loaded": len(SLIM["SERVICES"]),
+        "refused": True,
+    }
+    # The shared data stays: endpoints and partitions (every client), retry and defaults.
+    data = image.python.parents[1].glob("lib/python*/site-packages/botocore/data")
+    (data_dir,) = data
+    assert {"endpoints.json", "partitions.json", "_retry.json"} <= {
+        p.name for p in data_dir.iterdir() if p.is_file()
+    }
+
+
+def test_the_kept_models_are_every_client_a_run_can_make():
+    """Our code's clients, and those botocore's credential providers make for profile-based
+    ambient credentials (assume-role and web-identity profiles, SSO, sign-in). A botocore
+    upgrade that adds a provider fails here, not in a user's run."""
+    ours = {
+        name
+        for path in (ROOT / "lib").rglob("*.py")
+        for name in re.findall(r'create_client\(\s*"([a-z0-9-]+)"', path.read_text())
+    }
+    source = Path(botocore.__file__).parent
+    theirs = {
+        name
+        for module in ("credentials.py", "tokens.py")
+        for name in re.findall(
+            r"(?:_client_creator|create_nested_client)\(\s*(?:self\._session,\s*)?"
+            r"['\"]([a-z0-9-]+)['\"]",
+            (source / module).read_text(),
+        )
+    }
+    assert ours == {"secretsmanager", "sts"}
+    assert {"sts", "sso", "sso-oidc"} <= theirs  # the scan sees botocore's providers
+    assert ours | theirs == SLIM["SERVICES"]
+
+
+def test_our_code_is_compiled_once_in_the_image(image):
+    modules = sorted((image.rootfs / "app" / "lib").rglob("*.py"))
+    assert modules
+    for module in modules:
+        pyc = Path(importlib.util.cache_from_source(str(module)))
+        # PEP 552 flags: 0b01 is hash-based and unchecked, so an import reads no source.
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01, pyc
 
 
 def test_entrypoint_syncs_with_a_hostile_path_pythonpath_and_home(image, proxy, sm, tmp_path):
     trap = hostile(tmp_path)
+    before = image_files(image)
     run = run_image(image, proxy.url, tmp_path / "workspace", trap.env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert trap.sprung() == []
@@ -503,8 +634,8 @@ def test_entrypoint_syncs_with_a_hostile_path_pythonpath_and_home(image, proxy, 
     assert sm.get_secret_value(SecretId="img/dsn")["SecretString"] == VALUES["DSN"]
     arns = run.json("arns")
     assert set(arns) == {"img/api", "img/db", "img/dsn"}
-    # Bytecode is not written next to the code (-B), whatever PYTHONDONTWRITEBYTECODE says.
-    assert not list((image.rootfs / "app").rglob("__pycache__"))
+    # Nothing is written next to the code (-B), whatever PYTHONDONTWRITEBYTECODE says.
+    assert image_files(image) == before
 
 
 def test_entrypoint_runs_with_an_unusable_home(image, proxy, sm, tmp_path):
@@ -515,6 +646,19 @@ def test_entrypoint_runs_with_an_unusable_home(image, proxy, sm, tmp_path):
     assert json.loads(sm.get_secret_value(SecretId="img/api")["SecretString"]) == {
         "API_KEY": VALUES["API_KEY"]
     }
+
+
+def test_entrypoint_assumes_a_role_through_the_slimmed_botocore(image, proxy, sm, tmp_path):
+    run = run_image(
+        image,
+        proxy.url,
+        tmp_path / "workspace",
+        {},
+        inputs={"role-to-assume": "arn:aws:iam::123456789012:role/image-test"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [c.operation for c in proxy.calls if c.service == "sts"] == ["AssumeRole"]
+    assert sorted(run.json("created")) == ["img/api", "img/db", "img/dsn"]
 
 
 def test_the_traps_are_real_without_isolation(image, proxy, tmp_path):
