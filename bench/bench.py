@@ -12,9 +12,11 @@ timed from launch to exit, so both pay interpreter start-up and their imports; b
 same endpoint through the same proxy with the same latency, and both start from the same
 state. "1st request" is launch to the first request reaching the proxy. Our side also
 validates the mapping, registers masks and writes outputs and a step summary, which the loop
-does not. The interpreter is, unless --python names another, a fresh virtual environment with
-requirements.lock installed, as in the image (a development environment has extras that
-jsonschema imports at start-up), and boto3 with s3transfer for the loop (the image has neither).
+does not. Unless --python names another interpreter, both run in the image's environment, built
+from the Dockerfile as tests/test_image.py builds it (a fresh virtual environment with the
+lock, botocore's unused models deleted, our code compiled; a development environment has extras
+that jsonschema imports at start-up), with boto3 and s3transfer added for the loop; ours runs
+the image's ENTRYPOINT command.
 Peak RSS is our process's high-water mark (VmHWM).
 
 Where N <= 100 our side runs each scenario --repeat times (default 3) and the run of median wall
@@ -97,7 +99,7 @@ class Bench:
         self.moto_url = moto_url
         self.proxy = proxy
         self.work = work
-        self.python = args.python
+        self.runtime: harness.Runtime = args.runtime
         self.max_concurrency = args.max_concurrency
         self.runs = 0
 
@@ -117,7 +119,7 @@ class Bench:
         }
         env, output = harness.action_env(self.proxy.url, work, inputs, values(n, generation))
         child = harness.run_child(
-            [self.python, str(harness.ENTRYPOINT)],
+            self.runtime.command(),
             env,
             self.proxy,
             cwd=work / "workspace",
@@ -138,7 +140,7 @@ class Bench:
         env = harness.base_env(self.proxy.url, work, work)
         env.update(AWS_REGION=harness.REGION, AWS_DEFAULT_REGION=harness.REGION)
         child = harness.run_child(
-            [self.python, str(Path(__file__).with_name("baseline.py")), "desired.json"],
+            [self.runtime.python, str(Path(__file__).with_name("baseline.py")), "desired.json"],
             env,
             self.proxy,
             cwd=work,
@@ -248,8 +250,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-concurrency", type=int, default=8)
     parser.add_argument(
         "--python",
-        help="interpreter for both sides, with boto3 (default: a fresh environment with "
-        "requirements.lock and boto3)",
+        help="interpreter for both sides, with boto3; ours runs the checkout's entrypoint "
+        "(default: the image's environment, built from the Dockerfile)",
     )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
@@ -272,8 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="secrets-sync-bench-") as tmp,
     ):
         if args.python is None:
-            print("… installing requirements.lock into a fresh environment", file=sys.stderr)
-            args.python = str(harness.runtime_venv(Path(tmp) / "runtime", baseline=True))
+            print("… building the image's environment from the Dockerfile", file=sys.stderr)
+            args.runtime = harness.Runtime.image(Path(tmp) / "image", baseline=True)
+        else:
+            args.runtime = harness.Runtime.given(args.python)
         bench = Bench(moto_url, proxy, Path(tmp) / "runs", args)
         for latency_ms in latencies:
             for n in counts:

@@ -1,10 +1,11 @@
 """The installed footprint of the runtime dependencies, and what of it a run actually uses.
 
-Installs requirements.lock into a fresh virtual environment as the Dockerfile does
-(`--require-hashes --no-deps`), sizes each distribution from its RECORD (byte compiled files
-included), then runs the entrypoint with that environment's interpreter against a local moto
-(create, then no-op, with role-to-assume so the STS path is loaded too) and records every module
-it imports and every file it opens under site-packages. It reports, per distribution, the
+Builds the image's environment from the Dockerfile as tests/test_image.py does (the lock
+installed with `--require-hashes --no-deps`, botocore's unused models deleted), sizes each
+distribution from the files of its RECORD that are still there (byte code included), then runs
+the image's entrypoint against a local moto (create, then no-op, with role-to-assume so the STS
+path is loaded too) and records every module it imports and every file it opens under
+site-packages. It reports, per distribution, the
 installed size, how much of it a run touched, and what was never imported at all.
 
 Usage: python bench/footprint.py [--keep DIR] [--markdown FILE]
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness
-from harness import AwsProxy
+from harness import AwsProxy, Runtime
 
 ROLE = "arn:aws:iam::123456789012:role/secrets-sync-footprint"
 SECRETS = 25
@@ -107,7 +108,7 @@ def distributions(python: Path, site: Path) -> list[Dist]:
     return sorted(dists, key=lambda d: -d.size)
 
 
-def probe_runs(python: Path, work: Path) -> tuple[dict[str, str], set[Path]]:
+def probe_runs(runtime: Runtime, work: Path) -> tuple[dict[str, str], set[Path]]:
     """Modules imported and files opened over a create and a no-op run."""
     modules: dict[str, str] = {}
     opened: set[Path] = set()
@@ -121,7 +122,7 @@ def probe_runs(python: Path, work: Path) -> tuple[dict[str, str], set[Path]]:
             env, output = harness.action_env(proxy.url, run_dir, inputs, values)
             env["FOOTPRINT_OUT"] = str(run_dir / "seen.json")
             child = harness.run_child(
-                [str(python), "-c", PROBE, str(harness.ENTRYPOINT)],
+                runtime.command("-c", PROBE),
                 env,
                 proxy,
                 cwd=run_dir / "workspace",
@@ -244,15 +245,16 @@ def never_imported(dists: Sequence[Dist], site: Path, smallest: int = 32 * 1024)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep", type=Path, help="build the environment here and keep it")
+    parser.add_argument("--keep", type=Path, help="build the image's files here and keep them")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="secrets-sync-footprint-") as tmp:
-        venv = args.keep or Path(tmp) / "venv"
-        python = harness.runtime_venv(venv)
+        where = args.keep or Path(tmp) / "image"
+        runtime = Runtime.image(where)
+        python = Path(runtime.python)
         site = site_packages(python)
         dists = distributions(python, site)
-        modules, opened = probe_runs(python, Path(tmp))
+        modules, opened = probe_runs(runtime, Path(tmp))
         attribute(dists, modules, opened)
         text = report(dists, site) + "\n" + never_imported(dists, site)
     print(text)

@@ -21,11 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support import image  # noqa: E402
 from tests.support.action import ENTRYPOINT, base_env, parse_outputs  # noqa: E402
 from tests.support.proxy import AwsProxy, Call  # noqa: E402
 
 REGION = "us-east-1"
-__all__ = ["ENTRYPOINT", "REGION", "ROOT", "AwsProxy", "Child", "action_env", "moto_server"]
+__all__ = [
+    "ENTRYPOINT",
+    "REGION",
+    "ROOT",
+    "AwsProxy",
+    "Child",
+    "Runtime",
+    "action_env",
+    "moto_server",
+]
 
 
 def free_port() -> int:
@@ -144,21 +154,35 @@ def _hwm_kib(pid: int) -> int:
     return 0  # not yet exec'd, or already a zombie: its address space is gone
 
 
-def runtime_venv(where: Path, *, baseline: bool = False) -> Path:
-    """A virtual environment holding only requirements.lock, installed as the Dockerfile does
-    (`--require-hashes --no-deps`): what the image runs with. With baseline, also boto3 and
-    s3transfer for bench/baseline.py (the image has neither: the action uses botocore alone), at
-    the versions of the development environment, whose botocore the lock pins. Returns its
-    interpreter."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
-    python = where / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
-    lock = ["--require-hashes", "--no-deps", "-r", str(ROOT / "requirements.lock")]
-    subprocess.run([*pip, *lock], check=True)
-    if baseline:
-        loop = [f"{name}=={metadata.version(name)}" for name in ("boto3", "s3transfer")]
-        subprocess.run([*pip, "--no-deps", *loop], check=True)
-    return python
+@dataclass(frozen=True)
+class Runtime:
+    """An interpreter, and the command that runs the action with it."""
+
+    python: str
+    action: tuple[str, ...]
+
+    def command(self, *options: str) -> list[str]:
+        """The action's command, with interpreter options added before the script."""
+        return [*self.action[:-1], *options, self.action[-1]]
+
+    @classmethod
+    def image(cls, where: Path, *, baseline: bool = False) -> Runtime:
+        """The image, as tests/test_image.py builds it from the Dockerfile: the lock installed
+        into a fresh virtual environment, botocore's unused models deleted, our code compiled,
+        and the ENTRYPOINT's command. With baseline, also boto3 and s3transfer for
+        bench/baseline.py (the image has neither), at the versions of the development
+        environment, whose botocore the lock pins."""
+        built = image.build(where)
+        if baseline:
+            loop = [f"{name}=={metadata.version(name)}" for name in ("boto3", "s3transfer")]
+            pip = [sys.executable, "-m", "pip", "--python", str(built.python), "install"]
+            subprocess.run([*pip, "--quiet", "--no-deps", *loop], check=True)
+        return cls(str(built.python), tuple(built.command()))
+
+    @classmethod
+    def given(cls, python: str) -> Runtime:
+        """Another interpreter (a development environment, say) running the checkout's code."""
+        return cls(python, (python, str(ENTRYPOINT)))
 
 
 def action_env(

@@ -20,19 +20,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import harness
-from harness import AwsProxy, Child
+from harness import AwsProxy, Child, Runtime
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def run(python: str, proxy: AwsProxy, work: Path, n: int, flags: Sequence[str] = ()) -> Child:
+def run(runtime: Runtime, proxy: AwsProxy, work: Path, n: int, flags: Sequence[str] = ()) -> Child:
     mapping = "\n".join(f"s{i:04d}: V{i:04d}" for i in range(n))
     values = {f"V{i:04d}": f"startup-value-{i:04d}" for i in range(n)}
     env, output = harness.action_env(
         proxy.url, work, {"secrets": mapping, "name-prefix": "startup/"}, values
     )
     child = harness.run_child(
-        [python, *flags, str(harness.ENTRYPOINT)],
+        runtime.command(*flags),
         env,
         proxy,
         cwd=work / "workspace",
@@ -77,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--n", type=int, default=100, help="secrets in the mapping")
     parser.add_argument(
-        "--python", help="interpreter (default: a fresh environment with requirements.lock)"
+        "--python",
+        help="interpreter running the checkout's entrypoint (default: the image's environment, "
+        "built from the Dockerfile)",
     )
     args = parser.parse_args(argv)
     with (
@@ -85,16 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         AwsProxy(moto_url) as proxy,
         tempfile.TemporaryDirectory(prefix="secrets-sync-startup-") as tmp,
     ):
-        python = args.python or str(harness.runtime_venv(Path(tmp) / "runtime"))
+        runtime = Runtime.given(args.python) if args.python else Runtime.image(Path(tmp) / "image")
         work = Path(tmp)
-        run(python, proxy, work / "seed", args.n)  # creates the secrets: the rest are no-ops
+        run(runtime, proxy, work / "seed", args.n)  # creates the secrets: the rest are no-ops
         starts, cpus = [], []
         for i in range(args.runs):
-            child = run(python, proxy, work / f"run{i}", args.n)
+            child = run(runtime, proxy, work / f"run{i}", args.n)
             assert child.startup is not None
             starts.append(child.startup)
             cpus.append(child.cpu)
-        traced = run(python, proxy, work / "importtime", args.n, ["-X", "importtime"])
+        traced = run(runtime, proxy, work / "importtime", args.n, ["-X", "importtime"])
     per, total = import_costs(traced.stderr)
     print(f"CPU reference (a fixed Python loop; lower is faster): {harness.cpu_reference():.2f} s")
     print(

@@ -1,7 +1,8 @@
-"""The Docker image, without Docker: the Dockerfile is read, and its COPY, pip install and
-ENTRYPOINT lines are replayed in a temporary root and a fresh virtual environment, so the two
-cannot drift apart. The entrypoint then syncs against moto with a hostile PATH, PYTHONPATH and
-HOME, as a workflow's `env:` or an earlier step could hand them to the container.
+"""The Docker image, without Docker: the Dockerfile is read, and its COPY and RUN lines are
+replayed in a temporary root and a fresh virtual environment (tests/support/image.py), so the
+two cannot drift apart. Its shape is checked against what the action needs; the entrypoint
+then syncs against moto with a hostile PATH, PYTHONPATH and HOME, as a workflow's `env:` or an
+earlier step could hand them to the container.
 
 No Docker engine runs where the tests run; what this cannot see is the base image itself."""
 
@@ -13,7 +14,6 @@ import os
 import re
 import runpy
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -24,15 +24,20 @@ from typing import Any
 
 import botocore
 import pytest
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.support.action import ActionRun, run_action
+from tests.support.image import (
+    DOCKERFILE_DATA,
+    IMAGE_PYTHON,
+    LOCK,
+    ROOT,
+    Image,
+    build,
+    context_files,
+    lock_requirements,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE = ROOT / "Dockerfile"
-LOCK = ROOT / "requirements.lock"
-IMAGE_PYTHON = "/usr/local/bin/python"
 REGION = "us-east-1"
 
 MAPPING = "api: API_KEY\ndb: [DB_USER, DB_PASSWORD]\ndsn: { value: DSN }\n"
@@ -44,252 +49,10 @@ VALUES = {
 }
 
 
-# Reading the Dockerfile -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    args: str
-
-
-def instructions(text: str) -> list[Instruction]:
-    """The Dockerfile's instructions, comments dropped and continuation lines joined."""
-    logical: list[str] = []
-    pending = ""
-    for line in text.splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        pending += line
-        if pending.strip():
-            logical.append(pending.strip())
-        pending = ""
-    assert not pending.strip(), "the Dockerfile ends in a continuation line"
-    return [Instruction(*[*re.split(r"\s+", line, maxsplit=1), ""][:2]) for line in logical]
-
-
-def words(args: str) -> list[str]:
-    return json.loads(args) if args.startswith("[") else shlex.split(args)
-
-
-@dataclass(frozen=True)
-class Dockerfile:
-    base: str
-    env: dict[str, str]
-    copies: list[tuple[list[str], str]]  # (sources, destination), in order
-    copy_positions: list[int]
-    runs: list[tuple[int, list[list[str]]]]  # (position, the commands its `&&` chain runs)
-    entrypoint: list[str]
-    keywords: list[str]
-
-    @classmethod
-    def parse(cls, text: str) -> Dockerfile:
-        found = instructions(text)
-        keywords = [i.keyword.upper() for i in found]
-        env: dict[str, str] = {}
-        copies: list[tuple[list[str], str]] = []
-        copy_positions: list[int] = []
-        runs: list[tuple[int, list[list[str]]]] = []
-        entrypoint: list[str] = []
-        for n, ins in enumerate(found):
-            kw = ins.keyword.upper()
-            if kw == "ENV":
-                env.update(dict(w.split("=", 1) for w in shlex.split(ins.args)))
-            elif kw == "COPY":
-                parts = [w for w in words(ins.args) if not w.startswith("--")]
-                copies.append((parts[:-1], parts[-1]))
-                copy_positions.append(n)
-            elif kw == "RUN":
-                runs.append((n, [shlex.split(command) for command in ins.args.split("&&")]))
-            elif kw == "ENTRYPOINT":
-                entrypoint = json.loads(ins.args)
-        froms = [i.args for i in found if i.keyword.upper() == "FROM"]
-        assert len(froms) == 1, "one stage: the test replays a single image"
-        return cls(froms[0], env, copies, copy_positions, runs, entrypoint, keywords)
-
-    @property
-    def commands(self) -> list[list[str]]:
-        return [argv for _, chain in self.runs for argv in chain]
-
-    @property
-    def pip(self) -> list[str]:
-        """The pip install command, as the RUN line gives it."""
-        (found,) = [a for a in self.commands if a[:4] == ["python", "-m", "pip", "install"]]
-        return found
-
-    @property
-    def pip_position(self) -> int:
-        (found,) = [n for n, chain in self.runs if self.pip in chain]
-        return found
-
-
-DOCKERFILE_DATA = Dockerfile.parse(DOCKERFILE.read_text())
-
-
-# .dockerignore, as Docker reads it ------------------------------------------------------------
-
-
-def _pattern(glob: str) -> re.Pattern[str]:
-    out = ""
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif glob.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif glob[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif glob[i] == "?":
-            out, i = out + "[^/]", i + 1
-        elif glob[i] == "[":
-            end = glob.index("]", i)
-            out, i = out + glob[i : end + 1], end + 1
-        else:
-            out, i = out + re.escape(glob[i]), i + 1
-    return re.compile(out + r"\Z")
-
-
-def dockerignore(root: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    rules = []
-    for raw in (root / ".dockerignore").read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        keep = line.startswith("!")
-        rules.append((keep, _pattern(line.lstrip("!").strip("/"))))
-    return rules
-
-
-def excluded(rel: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
-    """Docker's rule: the last pattern that matches the path or one of its parents wins."""
-    parts = rel.split("/")
-    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-    result = False
-    for keep, pattern in rules:
-        if any(pattern.match(p) for p in prefixes):
-            result = not keep
-    return result
-
-
-# Local state that Docker would walk and exclude; skipped here only to keep the walk quick.
-_LOCAL_STATE = {".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
-
-
-def context_files(root: Path) -> list[str]:
-    """The files of the build context: everything under root that .dockerignore lets through."""
-    rules = dockerignore(root)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if not (here == root and d in _LOCAL_STATE)]
-        for name in filenames:
-            rel = (here / name).relative_to(root).as_posix()
-            if not excluded(rel, rules):
-                found.append(rel)
-    return sorted(found)
-
-
-# The image, laid out -------------------------------------------------------------------------
-
-
-def layout(rootfs: Path, dockerfile: Dockerfile) -> None:
-    """Copy the build context into rootfs as the COPY lines would."""
-    context = set(context_files(ROOT))
-    for sources, dest in dockerfile.copies:
-        for src in sources:
-            src_rel = src.rstrip("/")
-            members = sorted(f for f in context if f == src_rel or f.startswith(src_rel + "/"))
-            assert members, f"COPY {src}: nothing of it is in the build context"
-            target = rootfs / dest.lstrip("/")
-            for rel in members:
-                if rel == src_rel:  # a file
-                    to = target / Path(rel).name if dest.endswith("/") else target
-                else:  # a directory's contents
-                    to = target / rel[len(src_rel) + 1 :]
-                to.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / rel, to)
-
-
-def lock_requirements() -> dict[str, str]:
-    """Name → version of every requirement in the lock whose marker holds for this Python (the
-    venv's, which is the one running the tests)."""
-    text = LOCK.read_text().replace("\\\n", " ")
-    found = {}
-    for line in text.splitlines():
-        line = line.split(" --hash", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        req = Requirement(line)
-        if req.marker is None or req.marker.evaluate():
-            (version,) = (s.version for s in req.specifier)
-            found[canonicalize_name(req.name)] = version
-    return found
-
-
-@dataclass(frozen=True)
-class Image:
-    rootfs: Path
-    python: Path
-    entrypoint: list[str]
-
-    def command(self, *, drop: tuple[str, ...] = ()) -> list[str]:
-        argv = [a for a in self.entrypoint if a not in drop]
-        assert argv[0] == IMAGE_PYTHON
-        mapped = [str(self.python)]
-        for arg in argv[1:]:
-            mapped.append(str(self.rootfs / arg.lstrip("/")) if arg.startswith("/") else arg)
-        return mapped
-
-
-def replay(argv: list[str], rootfs: Path, python: Path) -> None:
-    """One command of a RUN line, run against the temporary root: absolute paths are mapped
-    into it and `python` is the venv standing in for the image's. Only the commands the
-    Dockerfile uses are known; a new kind of command needs a rule here first."""
-
-    def mapped(args: list[str]) -> list[str]:
-        return [str(rootfs / a.lstrip("/")) if a.startswith("/") else a for a in args]
-
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    env.pop("PYTHONPATH", None)
-    if argv[:4] == ["python", "-m", "pip", "install"]:
-        # The venv has no pip of its own: this one installs into it. --no-cache-dir only keeps
-        # the image small; the cache keeps this test quick.
-        args = [a for a in argv[4:] if a != "--no-cache-dir"]
-        command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
-        command += mapped(args)
-    elif argv[0] == "python":
-        command = [str(python), *mapped(argv[1:])]
-    elif argv[:2] == ["rm", "-r"]:
-        for path in mapped(argv[2:]):
-            shutil.rmtree(path)
-        return
-    else:
-        raise AssertionError(f"the image test cannot replay {argv}")
-    proc = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert proc.returncode == 0, f"{argv}:\n{proc.stdout}{proc.stderr}"
-
-
 @pytest.fixture(scope="session")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    """The image's files in a temporary root, and a fresh venv standing in for its Python,
-    made by replaying the Dockerfile's RUN lines in order: the lock installed by its own pip
-    arguments, the botocore models slimmed, our code compiled. Built once per session: the
-    install is the slow part. The venv gets no pip of its own (the image's pip is the base
-    image's, not ours), so what is installed in it is exactly what the lock brought."""
-    base = tmp_path_factory.mktemp("image")
-    rootfs = base / "rootfs"
-    layout(rootfs, DOCKERFILE_DATA)
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    for argv in DOCKERFILE_DATA.commands:
-        replay(argv, rootfs, python)
-    return Image(rootfs, python, DOCKERFILE_DATA.entrypoint)
+    """Built once per session: the install is the slow part."""
+    return build(tmp_path_factory.mktemp("image"))
 
 
 # A hostile environment ------------------------------------------------------------------------

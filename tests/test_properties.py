@@ -209,7 +209,7 @@ def test_any_structure_inside_a_valid_secret_entry(data: Any) -> None:
 def _read(loader: Any, text: str) -> tuple[str, Any]:
     try:
         return "data", yaml.load(text, Loader=loader)  # noqa: S506 - our safe loaders
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError):
+    except mapping._UNREADABLE:
         return "refused", None
 
 

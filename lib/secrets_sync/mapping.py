@@ -136,6 +136,11 @@ _PURE_LOADER = _loader(yaml.SafeLoader)
 _FAST_LOADER = _loader(yaml.CSafeLoader) if yaml.__with_libyaml__ else None
 
 
+# What yaml.load raises on a text it cannot read: ValueError and friends come from an explicit
+# tag such as `!!int x` or `!!timestamp 2024-13-45` whose constructor refused the text.
+_UNREADABLE = (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError)
+
+
 class _DuplicateOrBadKey(yaml.YAMLError):
     def __init__(self, node: yaml.Node, problem: str, fix: str) -> None:
         super().__init__(problem)
@@ -148,7 +153,7 @@ def _load(text: str) -> Any:
     if _FAST_LOADER is not None:
         try:
             return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
-        except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError):
+        except _UNREADABLE:
             pass
     return yaml.load(text, Loader=_PURE_LOADER)  # noqa: S506 - a safe loader
 
@@ -170,9 +175,7 @@ def parse_document(text: str, origin: str) -> Any:
             f"{where}not valid YAML or JSON ({exc.problem or exc.context}).",
             "check the indentation and quoting; the README shows each shape.",
         ) from None
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
-        # ValueError and friends: an explicit tag such as `!!int x` or `!!timestamp 2024-13-45`
-        # whose constructor refused the text.
+    except _UNREADABLE as exc:
         raise InputError(
             origin,
             f"not valid YAML or JSON ({type(exc).__name__}).",
