@@ -119,17 +119,14 @@ def probe_runs(runtime: Runtime, work: Path) -> tuple[dict[str, str], set[Path]]
         for run in ("create", "no-op"):
             run_dir = work / run
             run_dir.mkdir()
-            env, output = harness.action_env(proxy.url, run_dir, inputs, values)
-            env["FOOTPRINT_OUT"] = str(run_dir / "seen.json")
-            child = harness.run_child(
+            child = harness.run_action(
                 runtime.command("-c", PROBE),
-                env,
                 proxy,
-                cwd=run_dir / "workspace",
-                output_file=output,
+                run_dir,
+                inputs,
+                values,
+                env={"FOOTPRINT_OUT": str(run_dir / "seen.json")},
             )
-            if child.returncode != 0:
-                raise SystemExit(f"the {run} run failed:\n{child.stdout}\n{child.stderr}")
             seen = json.loads((run_dir / "seen.json").read_text())
             modules.update(seen["modules"])
             opened.update(Path(p) for p in seen["opened"])

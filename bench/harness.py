@@ -35,6 +35,7 @@ __all__ = [
     "Runtime",
     "action_env",
     "moto_server",
+    "run_action",
 ]
 
 
@@ -204,3 +205,22 @@ def action_env(
     env.update({"INPUT_" + k.upper(): v for k, v in {"aws-region": REGION, **inputs}.items()})
     env.update(values)
     return env, output_file
+
+
+def run_action(
+    command: Sequence[str],
+    proxy: AwsProxy,
+    work: Path,
+    inputs: Mapping[str, str],
+    values: Mapping[str, str],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Child:
+    """The action run with command as the runner runs it (action_env in work), measured; the
+    bench stops if the run fails."""
+    environ, output = action_env(proxy.url, work, inputs, values)
+    environ.update(env or {})
+    child = run_child(command, environ, proxy, cwd=work / "workspace", output_file=output)
+    if child.returncode != 0:
+        raise SystemExit(f"the run in {work} failed:\n{child.stdout}\n{child.stderr}")
+    return child

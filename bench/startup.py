@@ -28,19 +28,8 @@ _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 def run(runtime: Runtime, proxy: AwsProxy, work: Path, n: int, flags: Sequence[str] = ()) -> Child:
     mapping = "\n".join(f"s{i:04d}: V{i:04d}" for i in range(n))
     values = {f"V{i:04d}": f"startup-value-{i:04d}" for i in range(n)}
-    env, output = harness.action_env(
-        proxy.url, work, {"secrets": mapping, "name-prefix": "startup/"}, values
-    )
-    child = harness.run_child(
-        runtime.command(*flags),
-        env,
-        proxy,
-        cwd=work / "workspace",
-        output_file=output,
-    )
-    if child.returncode != 0:
-        raise SystemExit(f"the run failed:\n{child.stdout}\n{child.stderr}")
-    return child
+    inputs = {"secrets": mapping, "name-prefix": "startup/"}
+    return harness.run_action(runtime.command(*flags), proxy, work, inputs, values)
 
 
 def import_costs(stderr: str) -> tuple[Counter[str], int]:

@@ -1,11 +1,11 @@
 """AWS misbehaving, through the fault-injecting proxy: every secret must end right, a failure
 must be reported and not hidden, and a slow answer must not hang the job.
 
-tests/test_resilience.py has the first pass (30% throttling with 20% 5xx on creates, one secret
-whose writes always answer 500, a hang on every CreateSecret). Here: 5xx across reads, updates
-and tag changes at scale, throttling of updates, the SDK's attempts running out so that the
-action's own retry round is what saves the secret, writes that land while every answer is lost,
-a denied secret and its rerun, and hangs that end in a retry or in one clear error."""
+Throttling with 5xx on creates, 5xx across reads, updates and tag changes at scale, throttling
+of updates, the SDK's attempts running out so that the action's own retry round is what saves
+the secret, writes that land while every answer is lost, a secret whose writes always fail (500
+or 403) and its rerun, and hangs that end in a timeout, a retry or one clear error.
+tests/test_races.py has two runs at once and the SDK's retries of a landed write."""
 
 from __future__ import annotations
 
@@ -16,15 +16,10 @@ from typing import Any
 import pytest
 
 from secrets_sync.credentials import MAX_ATTEMPTS
-from tests.support.action import REPOSITORY, assert_run_clean
+from tests.support.action import OURS, REPOSITORY, WRITES, assert_run_clean
 from tests.support.proxy import Call, Faults
 
 READS = {"ListSecrets", "BatchGetSecretValue", "GetSecretValue", "DescribeSecret"}
-WRITES = {"CreateSecret", "UpdateSecret", "TagResource", "PutSecretValue", "RestoreSecret"}
-OURS = [
-    {"Key": "ManagedBy", "Value": "secrets-sync"},
-    {"Key": "secrets-sync:repository", "Value": REPOSITORY},
-]
 
 
 def value(sm: Any, name: str) -> Any:
@@ -91,6 +86,45 @@ def assert_workload_right(sm: Any, run: Any, env: dict[str, str], expected: dict
         assert tags(sm, name)["secrets-sync:repository"] == REPOSITORY
         # A create is one version, an update one more, a tag change none: no retry minted one.
         assert len(versions(sm, name)) == {"create": 1, "update": 2, "tag": 1}[action]
+
+
+N = 12
+CREATES = {f"S{i:02}": f"fault-canary-{i:02}-value" for i in range(N)}
+CREATE_MAPPING = "\n".join(f"s{i:02}: S{i:02}" for i in range(N))
+
+
+def test_throttling_and_5xx_on_creates_are_survived_with_every_secret_right(action, proxy, sm):
+    proxy.faults = Faults(throttle_rate=0.3, error_rate=0.2, seed=11)
+    run = action({"secrets": CREATE_MAPPING, "name-prefix": "f/"}, env=CREATES)
+    assert run.returncode == 0, run.stdout
+    assert [c for c in proxy.calls if c.status == 400]
+    assert [c for c in proxy.calls if c.status == 503]  # the faults really happened
+    assert sorted(run.json("created")) == [f"f/s{i:02}" for i in range(N)]
+    for i in range(N):
+        assert value(sm, f"f/s{i:02}") == {f"S{i:02}": CREATES[f"S{i:02}"]}
+        assert len(versions(sm, f"f/s{i:02}")) == 1  # retries minted no extra version
+    assert_run_clean(run, CREATES.values())
+
+
+def test_a_secret_whose_writes_always_fail_is_reported_and_a_rerun_converges(action, proxy, sm):
+    proxy.faults = Faults(
+        rule=lambda c: 500 if c.operation in WRITES and c.secret_id == "f/s03" else None
+    )
+    run = action({"secrets": CREATE_MAPPING, "name-prefix": "f/"}, env=CREATES)
+    assert run.returncode == 1
+    assert run.json("failed") == ["f/s03"]
+    assert len(run.json("created")) == N - 1
+    assert any("f/s03" in line for line in run.errors)
+    assert "InternalServiceError" in run.results()["f/s03"]["error"]
+    assert_run_clean(run, CREATES.values())
+
+    proxy.faults = Faults()
+    proxy.reset()
+    again = action({"secrets": CREATE_MAPPING, "name-prefix": "f/"}, env=CREATES)
+    assert again.returncode == 0, again.stdout
+    assert again.json("created") == ["f/s03"]
+    assert [c.operation for c in proxy.calls if c.operation in WRITES] == ["CreateSecret"]
+    assert value(sm, "f/s03") == {"S03": CREATES["S03"]}
 
 
 def test_5xx_on_a_fifth_of_calls_across_reads_updates_and_tags(action, proxy, sm):
@@ -214,6 +248,19 @@ class Hang:
             ):
                 return self.seconds
         return None
+
+
+def test_a_write_that_always_hangs_fails_that_secret_on_a_timeout(action, proxy):
+    proxy.faults = Faults(hang_for=lambda c: 30.0 if c.operation == "CreateSecret" else None)
+    run = action(
+        {"secrets": "slow: SLOW"},
+        env={"SLOW": "slow-canary-value", "SECRETS_SYNC_TIMEOUT": "1"},
+        timeout=90,
+    )
+    assert run.returncode == 1
+    assert run.json("failed") == ["slow"]
+    assert "Timeout" in run.results()["slow"]["error"]
+    assert_run_clean(run, ["slow-canary-value"])
 
 
 def test_a_hung_answer_times_out_and_the_retry_succeeds(action, proxy, sm):

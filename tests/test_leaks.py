@@ -3,11 +3,11 @@ JSON-escaped, base64, digests) wherever a run leaves text: the log outside its m
 stderr, outputs, the step summary, files in the workspace, the tags and descriptions in AWS, the
 request tokens sent to AWS, and our exception messages.
 
-tests/test_leak_paths.py holds the first sweep; this suite adds the paths that attack harder:
-AWS error messages that echo the request, malformed answers under debug logging, values
-pasted into the mapping, values that break workflow-command escaping, update, adopt and
-restore, the CLI outside Actions, and the built secret strings (whose JSON escaping doubles
-inside outputs) as canaries of their own."""
+The paths: create, update, adopt, restore, a no-op rerun, dry runs, debug logging, throttling,
+AWS error messages that echo the request, malformed answers, values from `values` and from env,
+`missing: skip`, ESO manifests, bad input and bad mappings, values pasted into the mapping,
+oversize values, the CLI outside Actions, and the built secret strings (whose JSON escaping
+doubles inside outputs) as canaries of their own."""
 
 from __future__ import annotations
 
@@ -27,7 +27,14 @@ from secrets_sync.settings import parse_values
 from secrets_sync.sources import Desired, lookup, resolve
 from secrets_sync.state import Current
 from tests.conftest import REGION
-from tests.support.action import REPOSITORY, ActionRun, assert_no_leak, assert_run_clean, forms
+from tests.support.action import (
+    OURS,
+    WRITES,
+    ActionRun,
+    assert_no_leak,
+    assert_run_clean,
+    forms,
+)
 from tests.support.action import run_action as run_action_directly
 from tests.support.proxy import AwsProxy, Call, Faults
 
@@ -53,11 +60,6 @@ cmd: {keys: {c: COMMANDS, p: PADDED}}
 nested: {value: JSONISH}
 """
 NAMES = ["app/pem", "app/mixed", "app/cmd", "app/nested"]
-OURS = [
-    {"Key": "ManagedBy", "Value": "secrets-sync"},
-    {"Key": "secrets-sync:repository", "Value": REPOSITORY},
-]
-WRITES = {"CreateSecret", "UpdateSecret", "TagResource", "RestoreSecret", "DeleteSecret"}
 
 
 def secret_strings(values: Mapping[str, str]) -> list[str]:
@@ -287,6 +289,17 @@ def test_no_form_of_a_value_escapes(
     else:
         # Refused before any value was looked up: nothing to mask, and nothing printed.
         assert not any(line.startswith("::add-mask::") for line in run.log_lines)
+
+
+def test_a_no_op_rerun_is_clean_too(action: Any, proxy: AwsProxy, sm: Any) -> None:
+    inputs = {"secrets": MAPPING, "name-prefix": "app/"}
+    assert action(inputs, env=CANARIES).returncode == 0
+    run = action(inputs, env=CANARIES)
+    assert run.returncode == 0
+    assert run.outputs["changed"] == "false"
+    canaries = [*CANARIES.values(), *secret_strings(CANARIES)]
+    assert_run_clean(run, canaries)
+    assert_masked_first(run, CANARIES.values())
 
 
 def test_the_paths_are_really_taken(action: Any, proxy: AwsProxy, sm: Any) -> None:

@@ -1,11 +1,8 @@
 """Prune guards: `prune: true` deletes only secrets under the prefix that carry both our tags
 with this repository and are gone from the mapping, always with a recovery window, and never
-more than `max-deletions` at once.
-
-tests/test_guards.py covers the limit (over it, raised, default 10), an empty `{}` mapping and
-the first scope checks. Here: the limit's boundary and message, every near-miss of the scope
-tags, the recovery window as sent, planned deletions, `missing: skip`, dry runs, a denied
-delete, and every way of writing an empty mapping."""
+more than `max-deletions` at once: the limit (default, boundary, raised, message), every
+near-miss of the scope tags and the prefix, the recovery window as sent, planned deletions,
+`missing: skip`, dry runs, a denied delete, and every way of writing an empty mapping."""
 
 from __future__ import annotations
 
@@ -13,11 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.action import REPOSITORY
+from tests.support.action import OURS, REPOSITORY, WRITES
 
-MANAGED = {"Key": "ManagedBy", "Value": "secrets-sync"}
-OURS = [MANAGED, {"Key": "secrets-sync:repository", "Value": REPOSITORY}]
-WRITES = {"CreateSecret", "UpdateSecret", "TagResource", "DeleteSecret", "RestoreSecret"}
+MANAGED = OURS[0]
 KEEP = {"secrets": "keep: KEEP", "name-prefix": "app/", "prune": "true"}
 ENV = {"KEEP": "keep-prune-canary"}
 
@@ -53,6 +48,9 @@ def test_only_exact_scope_tags_of_this_repository_make_a_secret_ours(action, pro
         "app/managed-by-case": [{"Key": "ManagedBy", "Value": "Secrets-Sync"}, OURS[1]],
         "app/tag-key-case": [MANAGED, {"Key": "Secrets-Sync:Repository", "Value": REPOSITORY}],
         "app/sub/dir-other": [MANAGED, {"Key": "secrets-sync:repository", "Value": "x/y"}],
+        "app/only-managed-by": [MANAGED],
+        "app/only-repo-tag": [OURS[1]],
+        "app/untagged": [],
     }
     for name, tags in near_misses.items():
         sm.create_secret(Name=name, SecretString="x", Tags=tags)
@@ -67,7 +65,8 @@ def test_only_exact_scope_tags_of_this_repository_make_a_secret_ours(action, pro
 
 
 def test_never_outside_the_prefix(action, proxy, sm):
-    for name in ("ap/ours", "app-other/ours", "xapp/ours", "App/ours", "/app/ours"):
+    # ListSecrets' name filter ignores case and matches words: we match the prefix exactly.
+    for name in ("ap/ours", "app-other/ours", "xapp/ours", "App/ours", "APP/ours", "/app/ours"):
         sm.create_secret(Name=name, SecretString="x", Tags=OURS)
     run = action(KEEP, env=ENV)
     assert run.returncode == 0, run.stdout
@@ -91,6 +90,24 @@ def test_planned_deletions_and_skipped_secrets_are_left_alone(action, proxy, sm)
     assert run.json("deleted") == []
     assert deletes(proxy) == []
     assert not deleted(sm, "app/skipped")
+
+
+def test_the_default_limit_is_ten(action, proxy, sm):
+    for i in range(11):
+        sm.create_secret(Name=f"app/old{i:02}", SecretString="x", Tags=OURS)
+    run = action(KEEP, env=ENV)
+    assert run.returncode == 1
+    assert "more than max-deletions (10)" in run.errors[0]
+    assert not WRITES & set(proxy.ops())
+
+
+def test_a_raised_limit_lets_the_deletions_through(action, proxy, sm):
+    for i in range(4):
+        sm.create_secret(Name=f"app/old{i}", SecretString="x", Tags=OURS)
+    run = action({**KEEP, "max-deletions": "4"}, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert sorted(run.json("deleted")) == [f"app/old{i}" for i in range(4)]
+    assert all(deleted(sm, f"app/old{i}") for i in range(4))
 
 
 def test_the_limit_is_inclusive_and_its_message_says_how_to_raise_it(action, proxy, sm):

@@ -1,7 +1,6 @@
 """Races: two runs of one mapping at once, and SDK retries of writes that already landed.
 
-tests/test_resilience.py starts two runs together and lets them interleave as they may. Here a
-barrier in the proxy holds every write until both runs have listed, so both surely plan from
+A barrier in the proxy holds every write until both runs have listed, so both surely plan from
 the same stale state: both try each create, both each update. And the SDK's retries of a write
 whose answer was lost are checked token by token against the versions moto holds."""
 

@@ -1,11 +1,9 @@
 """Secrets with rotation enabled are another writer's: a sync would fight the rotation. Each is
 reported as a conflict and never written, whatever else about it differs, on every path that
-could reach it (adoption, restore, a dry run, a create that lost a race to it).
-
-tests/test_guards.py has the first case (a rotated secret whose value differs). Rotation is
-turned on in moto the way AWS requires, with a rotation Lambda function; moto's RotateSecret
-with RotateImmediately=False only invokes the function's testSecret step, which leaves the
-value alone."""
+could reach it (a value that differs, adoption, restore, a dry run, a create that lost a race
+to it). Rotation is turned on in moto the way AWS requires, with a rotation Lambda function;
+moto's RotateSecret with RotateImmediately=False only invokes the function's testSecret step,
+which leaves the value alone."""
 
 from __future__ import annotations
 
@@ -17,23 +15,8 @@ import boto3
 import pytest
 
 from tests.conftest import REGION
-from tests.support.action import REPOSITORY
+from tests.support.action import OURS, WRITES
 from tests.support.proxy import Call
-
-OURS = [
-    {"Key": "ManagedBy", "Value": "secrets-sync"},
-    {"Key": "secrets-sync:repository", "Value": REPOSITORY},
-]
-WRITES = {
-    "CreateSecret",
-    "UpdateSecret",
-    "PutSecretValue",
-    "TagResource",
-    "UntagResource",
-    "DeleteSecret",
-    "RestoreSecret",
-    "ReplicateSecretToRegions",
-}
 
 
 def rotation_function(moto: str) -> str:
@@ -87,6 +70,13 @@ def snapshot(sm: Any, name: str) -> tuple[Any, ...]:
 
 CASES = [
     # (what exists, mapping entry, inputs, env value): each would be a write without rotation
+    pytest.param(
+        {"Tags": OURS, "SecretString": '{"R":"rotated-canary-1"}'},
+        "rot: R",
+        {},
+        "rotated-canary-2",
+        id="value-differs",
+    ),
     pytest.param(
         {"Tags": OURS, "SecretString": '{"R":"rotated-canary-1"}'},
         "rot: {keys: [R], tags: {Team: core}}",

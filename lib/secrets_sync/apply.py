@@ -74,22 +74,13 @@ class Applier:
         try:
             return self._run(step)
         except (ClientError, BotoCoreError) as exc:
-            return Result(
-                step,
-                step.action,
-                step.arn,
-                error=f"{step.action} failed: {_describe(exc)}",
-                transient=is_transient(exc),
-            )
+            problem, transient = _describe(exc), is_transient(exc)
         except (KeyError, TypeError) as exc:
             # An answer without what the API promises (e.g. no ARN): this secret failed, and
             # the others, and the outputs of those done, still stand.
-            return Result(
-                step,
-                step.action,
-                step.arn,
-                error=f"{step.action} failed: a malformed answer from AWS ({type(exc).__name__}).",
-            )
+            problem, transient = f"a malformed answer from AWS ({type(exc).__name__}).", False
+        error = f"{step.action} failed: {problem}"
+        return Result(step, step.action, step.arn, error=error, transient=transient)
 
     def _run(self, step: Step) -> Result:
         client, arn = self.client, step.arn

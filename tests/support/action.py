@@ -20,6 +20,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "entrypoint.py"
 REPOSITORY = "lornu-ai/app"
+# The scope tags the action puts on a secret it owns: to seed moto with secrets "of ours".
+OURS = [
+    {"Key": "ManagedBy", "Value": "secrets-sync"},
+    {"Key": "secrets-sync:repository", "Value": REPOSITORY},
+]
+# Every Secrets Manager call that changes a secret.
+WRITES = frozenset(
+    {
+        "CreateSecret",
+        "UpdateSecret",
+        "PutSecretValue",
+        "TagResource",
+        "UntagResource",
+        "DeleteSecret",
+        "RestoreSecret",
+        "ReplicateSecretToRegions",
+    }
+)
 _OUTPUT = re.compile(
     r"^(?P<name>[^\n<]+)<<(?P<delim>ghadelimiter_[0-9a-f-]+)\n(?P<value>.*?)\n"
     r"(?P=delim)\n",
