@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support import image  # noqa: E402
 from tests.support.action import ENTRYPOINT, base_env, parse_outputs  # noqa: E402
+from tests.support.image import build as build_image  # noqa: E402
 from tests.support.proxy import AwsProxy, Call  # noqa: E402
 
 REGION = "us-east-1"
@@ -173,7 +173,7 @@ class Runtime:
         and the ENTRYPOINT's command. With baseline, also boto3 and s3transfer for
         bench/baseline.py (the image has neither), at the versions of the development
         environment, whose botocore the lock pins."""
-        built = image.build(where)
+        built = build_image(where)
         if baseline:
             loop = [f"{name}=={metadata.version(name)}" for name in ("boto3", "s3transfer")]
             pip = [sys.executable, "-m", "pip", "--python", str(built.python), "install"]

@@ -18,6 +18,7 @@ from secrets_sync.errors import InputError
 from secrets_sync.mapping import load_mapping
 from secrets_sync.settings import load_settings
 from tests.support.action import REPOSITORY, assert_run_clean
+from tests.test_sync import CANARIES as SYNC_CANARIES
 
 SCHEMA_FILE = Path(__file__).parent / "data" / "eso" / "ExternalSecret.v1.schema.json"
 MANIFESTS = "k8s/external-secrets.yaml"
@@ -34,15 +35,8 @@ stripe:
 sentry-dsn: { value: SENTRY_DSN, k8s: {secret: lornu-ai-secrets} }
 no-k8s: NOT_IN_K8S
 """
-CANARIES = {
-    "RESEND_API_KEY": "re_canary_7f3a9c1d2e",
-    "DB_USER": "canary-user-b81f",
-    "DB_PASSWORD": 'p@ss"w0rd\\canary\nsecond-line-canary',
-    "STRIPE_KEY": "sk_live_canary_0c9d8e",
-    "STRIPE_WEBHOOK": "whsec_canary_ünïcødé_42",
-    "SENTRY_DSN": "https://canary0123@sentry.example/1",
-    "NOT_IN_K8S": "not-in-k8s-canary-55",
-}
+# The sync suite's canaries, for the same sources, and one for the secret left out of Kubernetes.
+CANARIES = {**SYNC_CANARIES, "NOT_IN_K8S": "not-in-k8s-canary-55"}
 
 
 # Validation of a manifest -----------------------------------------------------------------------
