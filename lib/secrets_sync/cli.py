@@ -129,6 +129,7 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     runner.add_masks(values.values())
     desired = sources.resolve(secret_map.specs, values, missing=settings.missing)
     runner.add_masks(d.secret_string for d in desired if d.secret_string)
+    runner.add_masks(text for d in desired for text in d.built)
 
     for warning in secret_map.warnings:
         runner.warning(warning, title="secrets-sync: name")

@@ -2,7 +2,8 @@
 
 One `external-secrets.io/v1` ExternalSecret per target Kubernetes Secret (namespace + name), fed
 by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string
-secrets through `data[].remoteRef` under their source name. The manifests are a pure function of
+secrets through `data[].remoteRef` under their source name (a template's: the last part of its
+mapping key). The manifests are a pure function of
 the mapping and the eso-* inputs: they hold names only, never a value, and do not depend on what
 the run found in AWS, so a dry run writes the same file as a real one."""
 
@@ -46,6 +47,9 @@ def _keys(spec: SecretSpec) -> tuple[str, ...]:
     """The keys an AWS secret brings into its Kubernetes Secret."""
     if spec.value_source is not None:
         return (spec.value_source,)
+    if spec.template is not None:
+        # No one source names a template's string: the mapping key does (`app/db-url`: db-url).
+        return (spec.key.rsplit("/", 1)[-1],)
     return spec.key_names
 
 
@@ -111,6 +115,14 @@ def check(settings: Settings, specs: Sequence[SecretSpec]) -> None:
         owner: dict[str, SecretSpec] = {}
         for spec in feeds:
             for key in _keys(spec):
+                if spec.template is not None and not _SECRET_KEY.fullmatch(key):
+                    raise InputError(
+                        _place(settings, spec, "k8s"),
+                        f"{key!r}, the end of this secret's name, cannot be a key of the "
+                        f"Kubernetes Secret {where}.",
+                        "name the secret with letters, digits, '-', '_' and '.' after its "
+                        "last '/', or use `keys: {KEY: {template: ...}}` to choose the key.",
+                    )
                 if spec.value_source is None and not _SECRET_KEY.fullmatch(key):
                     raise InputError(
                         _place(settings, spec, "keys", key),
@@ -147,11 +159,9 @@ def manifests(
             "target": {"name": target.secret, "creationPolicy": "Owner"},
         }
         data = [
-            {"secretKey": s.value_source, "remoteRef": {"key": s.name}}
-            for s in feeds
-            if s.value_source is not None
+            {"secretKey": _keys(s)[0], "remoteRef": {"key": s.name}} for s in feeds if not s.is_json
         ]
-        data_from = [{"extract": {"key": s.name}} for s in feeds if s.value_source is None]
+        data_from = [{"extract": {"key": s.name}} for s in feeds if s.is_json]
         if data:
             spec["data"] = data
         if data_from:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from string import Template
 from typing import Any, ClassVar
 
 import jsonschema
@@ -28,7 +29,17 @@ SCHEMA_FILE = "secrets-sync.schema.json"
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
 _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
-_FIELDS = ("keys", "value", "description", "tags", "kms-key-id", "replica-regions", "k8s")
+_SHAPES = ("keys", "value", "template")  # a secret takes exactly one of these
+_FIELDS = (
+    "keys",
+    "value",
+    "template",
+    "description",
+    "tags",
+    "kms-key-id",
+    "replica-regions",
+    "k8s",
+)
 
 
 @dataclass(frozen=True)
@@ -50,20 +61,33 @@ class SecretSpec:
     kms_key_id: str | None
     replica_regions: tuple[str, ...]
     k8s: K8sTarget | None
+    # A template holds source names only, but a value pasted into one by mistake must not reach
+    # a traceback: kept out of repr, and never quoted in a message.
+    template: str | None = field(default=None, repr=False)  # the text of a plain-string secret
+    templates: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (JSON key, text)
 
     @property
     def is_json(self) -> bool:
-        return self.value_source is None
+        return self.value_source is None and self.template is None
 
     @property
     def sources(self) -> tuple[str, ...]:
         if self.value_source is not None:
             return (self.value_source,)
-        return tuple(dict.fromkeys(src for _, src in self.fields))
+        if self.template is not None:
+            return placeholders(self.template)
+        named = [src for _, src in self.fields]
+        named += [src for _, text in self.templates for src in placeholders(text)]
+        return tuple(dict.fromkeys(named))
 
     @property
     def key_names(self) -> tuple[str, ...]:
-        return tuple(k for k, _ in self.fields)
+        return tuple(k for k, _ in (*self.fields, *self.templates))
+
+
+def placeholders(template: str) -> tuple[str, ...]:
+    """The source names a template's placeholders use, in order of first use."""
+    return tuple(Template(template).get_identifiers())
 
 
 @dataclass(frozen=True)
@@ -284,7 +308,10 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
     path = list(error.absolute_path)
     schema_path = list(error.relative_schema_path)
     kind, inst = error.validator, error.instance
-    shapes = "use `NAME: SOURCE`, `NAME: [SOURCE, ...]`, or a mapping with `keys:` or `value:`."
+    shapes = (
+        "use `NAME: SOURCE`, `NAME: [SOURCE, ...]`, or a mapping with `keys:`, `value:` or "
+        "`template:`."
+    )
     if "propertyNames" in schema_path:
         if ref == "tags" or (path and path[-1] == "tags") or kind == "not":
             if kind == "not":
@@ -342,18 +369,28 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
             f"unknown field {', '.join(map(repr, extra))}.",
             f"use only {', '.join(allowed)}.",
         )
-    if kind == "not" and isinstance(inst, dict):
+    if kind == "oneOf" and isinstance(inst, dict):
+        given = [f"`{name}`" for name in _SHAPES if name in inst]
+        if given:
+            return (
+                path,
+                f"has both {' and '.join(given)}.",
+                "give one: `keys` for a JSON secret, `value` or `template` for a plain string.",
+            )
         return (
             path,
-            "has both `keys` and `value`.",
-            "use `keys` for a JSON secret or `value` for a plain-string secret, not both.",
+            "has none of `keys`, `value` or `template`.",
+            "add `keys:` (a JSON secret), `value: SOURCE` or `template: ...${SOURCE}...` "
+            "(a plain-string secret).",
         )
-    if kind == "anyOf" and isinstance(inst, dict):
+    if kind == "type" and len(path) >= 3 and path[-2] == "keys" and isinstance(path[-1], str):
         return (
             path,
-            "has neither `keys` nor `value`.",
-            "add `keys:` (a JSON secret) or `value: SOURCE` (a plain-string secret).",
+            "is neither a source name nor a `{template: ...}` mapping.",
+            "write `json_key: SOURCE` or `json_key: {template: ...${SOURCE}...}`.",
         )
+    if kind == "minLength" and path and path[-1] == "template":
+        return path, "is empty.", "write the string to build, with `${SOURCE}` for each value."
     if kind == "type" and "spec" in str(schema_path):
         return path, "is not a source name, a list or a mapping.", shapes
     if kind == "type":
@@ -485,10 +522,16 @@ def _spec(
         entry = {"keys": entry}
     keys = entry.get("keys")
     fields: tuple[tuple[str, str], ...] = ()
+    templates: tuple[tuple[str, str], ...] = ()
     if isinstance(keys, list):
         fields = tuple((src, src) for src in keys)
     elif isinstance(keys, dict):
-        fields = tuple(keys.items())
+        fields = tuple((k, src) for k, src in keys.items() if isinstance(src, str))
+        templates = tuple((k, v["template"]) for k, v in keys.items() if isinstance(v, dict))
+    for k, text in templates:
+        _check_template(text, f"{place}.keys.{k}.template")
+    if "template" in entry:
+        _check_template(entry["template"], f"{place}.template")
     tags = {**default_tags, **entry.get("tags", {})}
     _check_tags(tags, f"{place}.tags")
     k8s = entry.get("k8s")
@@ -502,4 +545,28 @@ def _spec(
         kms_key_id=entry.get("kms-key-id") or default_kms,
         replica_regions=tuple(entry.get("replica-regions", ())),
         k8s=K8sTarget(k8s["secret"], k8s.get("namespace", "default")) if k8s else None,
+        template=entry.get("template"),
+        templates=templates,
     )
+
+
+def _check_template(text: str, place: str) -> None:
+    """A template whose every `$` starts a placeholder, and which names at least one source.
+    The text is never quoted: what stands there may be a value pasted in by mistake."""
+    template = Template(text)
+    if not template.is_valid():
+        at = next(
+            m.start() for m in template.pattern.finditer(text) if m.group("invalid") is not None
+        )
+        raise InputError(
+            place,
+            f"the `$` at character {at + 1} starts no placeholder.",
+            "write `${SOURCE}` or `$SOURCE` to insert a source (letters, digits and _, not "
+            "starting with a digit), and `$$` for a literal dollar.",
+        )
+    if not template.get_identifiers():
+        raise InputError(
+            place,
+            "has no placeholder, so it would hold only the mapping's own text.",
+            "insert each value as `${SOURCE}`; values come from sources, never from the mapping.",
+        )

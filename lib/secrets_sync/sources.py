@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from string import Template
 
 from .errors import InputError
 from .mapping import SecretSpec
@@ -22,19 +23,30 @@ class Desired:
     spec: SecretSpec
     secret_string: str | None = field(repr=False)
     missing: tuple[str, ...] = ()
+    # The strings built from `keys:` templates, to be masked as they are, not only in the JSON
+    # escaping they have inside secret_string.
+    built: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
 
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """A template with each placeholder replaced by its source's value. Each value goes in as
+    it is: a `$`, `${X}` or brace inside a value is text, never expanded in its turn."""
+    return Template(template).substitute(values)
+
+
 def build_secret_string(spec: SecretSpec, values: Mapping[str, str]) -> str:
     if spec.value_source is not None:
         return values[spec.value_source]
+    if spec.template is not None:
+        return fill(spec.template, values)
+    data = {k: values[src] for k, src in spec.fields}
+    data.update((k, fill(text, values)) for k, text in spec.templates)
     # Compact, like Terraform's jsonencode; comparisons are made on the parsed JSON anyway.
-    return json.dumps(
-        {k: values[src] for k, src in spec.fields}, separators=(",", ":"), ensure_ascii=False
-    )
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def lookup(
@@ -87,5 +99,5 @@ def resolve(
                 f"the secret string is over {MAX_SECRET_BYTES} bytes.",
                 "AWS allows no more; split it into several secrets.",
             )
-        out.append(Desired(spec, text))
+        out.append(Desired(spec, text, built=tuple(fill(t, values) for _, t in spec.templates)))
     return tuple(out)
