@@ -88,8 +88,10 @@ CASES = [
         ),
         id="unknown-k8s-field",
     ),
-    pytest.param(m("a: {keys: [A], value: B}", "secrets.a", "both"), id="keys-and-value"),
-    pytest.param(m("a: {description: D}", "secrets.a", "neither"), id="neither-keys-nor-value"),
+    pytest.param(
+        m("a: {keys: [A], value: B}", "secrets.a", "both `keys` and `value`"), id="keys-and-value"
+    ),
+    pytest.param(m("a: {description: D}", "secrets.a", "none of"), id="neither-keys-nor-value"),
     pytest.param(m("a: {value: [A]}", "secrets.a.value"), id="value-is-a-list"),
     pytest.param(m("a: [[A]]", "secrets.a[0]"), id="nested-source-list"),
     pytest.param(
@@ -129,6 +131,45 @@ CASES = [
         id="json-key-source-not-a-name",
     ),
     pytest.param(m("a: MISSING_ONE", "sources", "MISSING_ONE"), id="source-missing"),
+    # Templates: the text is never quoted (a value may have been pasted into it by mistake)
+    pytest.param(
+        m('a: {template: "db://${A}:${NO_SUCH}@h"}', "sources", "NO_SUCH"),
+        id="template-unknown-placeholder",
+    ),
+    pytest.param(
+        m('a: {keys: {k: B, url: {template: "$NO_SUCH"}}}', "sources", "NO_SUCH"),
+        id="key-template-unknown-placeholder",
+    ),
+    pytest.param(
+        m('a: {template: "fee: $5 for ${A}"}', "secrets.a.template", "`$$` for a literal dollar"),
+        id="template-lone-dollar",
+    ),
+    pytest.param(m('a: {template: "${A"}', "secrets.a.template", "$$"), id="template-unclosed"),
+    pytest.param(
+        m('a: {keys: {url: {template: "${A}$"}}}', "secrets.a.keys.url.template", "character 5"),
+        id="key-template-trailing-dollar",
+    ),
+    pytest.param(
+        m('a: {template: "${A}", value: B}', "secrets.a", "both `value` and `template`"),
+        id="template-and-value",
+    ),
+    pytest.param(
+        m('a: {template: "${A}", keys: [B]}', "secrets.a", "both `keys` and `template`"),
+        id="template-and-keys",
+    ),
+    pytest.param(m('a: {template: ""}', "secrets.a.template", "empty"), id="template-empty"),
+    pytest.param(
+        m('a: {keys: {url: {template: ""}}}', "secrets.a.keys.url.template", "empty"),
+        id="key-template-empty",
+    ),
+    pytest.param(
+        m("a: {template: no-placeholder}", "secrets.a.template", "no placeholder"),
+        id="template-without-placeholder",
+    ),
+    pytest.param(
+        m('a: {keys: {url: {text: "${A}"}}}', "secrets.a.keys.url", "'text'"),
+        id="key-template-unknown-field",
+    ),
     pytest.param(
         Case({"secrets": "a: A"}, "sources", env={"A": ""}, mentions="A"), id="source-empty"
     ),

@@ -7,7 +7,7 @@ The paths: create, update, adopt, restore, a no-op rerun, dry runs, debug loggin
 AWS error messages that echo the request, malformed answers, values from `values` and from env,
 `missing: skip`, ESO manifests, bad input and bad mappings, values pasted into the mapping,
 oversize values, the CLI outside Actions, and the built secret strings (whose JSON escaping
-doubles inside outputs) as canaries of their own."""
+doubles inside outputs) and template results as canaries of their own."""
 
 from __future__ import annotations
 
@@ -58,14 +58,22 @@ pem: {value: PEM_KEY, description: SSH deploy key, tags: {Team: infra}}
 mixed: [JSON_CHARS, UNICODE]
 cmd: {keys: {c: COMMANDS, p: PADDED}}
 nested: {value: JSONISH}
+url: {template: "https://${PADDED}:${JSON_CHARS}@host/$$x"}
+conn: {keys: {pem: PEM_KEY, dsn: {template: "dsn=${UNICODE};$COMMANDS"}}}
 """
-NAMES = ["app/pem", "app/mixed", "app/cmd", "app/nested"]
+NAMES = ["app/pem", "app/mixed", "app/cmd", "app/nested", "app/url", "app/conn"]
 
 
 def secret_strings(values: Mapping[str, str]) -> list[str]:
     """The secret strings a run builds from these values, as the action builds them."""
     specs = load_mapping(MAPPING, "secrets", name_prefix="app/").specs
     return [d.secret_string for d in resolve(specs, values, missing="skip") if d.secret_string]
+
+
+def built_strings(values: Mapping[str, str]) -> list[str]:
+    """The strings built from `keys:` templates, which stand in a secret string JSON-escaped."""
+    specs = load_mapping(MAPPING, "secrets", name_prefix="app/").specs
+    return [text for d in resolve(specs, values, missing="skip") for text in d.built]
 
 
 def arrange_existing(sm: Any, values: Mapping[str, str], tags: list[dict[str, str]]) -> None:
@@ -276,6 +284,7 @@ def test_no_form_of_a_value_escapes(
     # a JSON secret string is escaped once more, which no form of a lone value catches).
     canaries = [*CANARIES.values(), *OLD.values(), "unused-canary-value-1", PEM * 400]
     canaries += secret_strings(CANARIES) + secret_strings(OLD)
+    canaries += built_strings(CANARIES) + built_strings(OLD)
     assert_run_clean(run, canaries)
     assert_no_leak({"AWS tags and descriptions": aws_text(sm)}, canaries)
     tokens = request_tokens(proxy)
@@ -297,9 +306,13 @@ def test_a_no_op_rerun_is_clean_too(action: Any, proxy: AwsProxy, sm: Any) -> No
     run = action(inputs, env=CANARIES)
     assert run.returncode == 0
     assert run.outputs["changed"] == "false"
-    canaries = [*CANARIES.values(), *secret_strings(CANARIES)]
+    canaries = [*CANARIES.values(), *secret_strings(CANARIES), *built_strings(CANARIES)]
     assert_run_clean(run, canaries)
     assert_masked_first(run, CANARIES.values())
+    # The template results too: the plain one is a secret string, the keyed one is built.
+    templated = [s for s in secret_strings(CANARIES) if s.startswith("https://")]
+    assert len(templated) == 1
+    assert_masked_first(run, [*templated, *built_strings(CANARIES)])
 
 
 def test_the_paths_are_really_taken(action: Any, proxy: AwsProxy, sm: Any) -> None:
@@ -380,6 +393,20 @@ def raises(fn: Callable[[], Any]) -> SecretsSyncError:
             lambda v: load_mapping("a: [A, " + json.dumps(v) + "]", "secrets"), id="in-list"
         ),
         pytest.param(
+            lambda v: load_mapping("a: {template: " + json.dumps(v) + "}", "secrets"),
+            id="as-template",
+        ),
+        pytest.param(
+            lambda v: load_mapping("a: {template: " + json.dumps(v + "$ ${A}") + "}", "secrets"),
+            id="in-bad-template",
+        ),
+        pytest.param(
+            lambda v: load_mapping(
+                "a: {keys: {k: {template: " + json.dumps("${A}" + v + "$") + "}}}", "secrets"
+            ),
+            id="in-bad-key-template",
+        ),
+        pytest.param(
             lambda v: resolve(
                 load_mapping("a: {value: A}", "s").specs, {"A": v * 9000}, missing="fail"
             ),
@@ -415,3 +442,9 @@ def test_reprs_of_what_holds_values_show_none() -> None:
         assert_no_leak({"Desired": repr(desired), "Current": repr(current)}, [value])
         assert_no_leak({"Desired": repr(desired)}, [desired.secret_string or ""])
     assert all(len(f) >= 6 for v in CANARIES.values() for f in forms(v))
+    for value in CANARIES.values():
+        text = json.dumps(value.replace("$", "$$") + "${A}")
+        spec = load_mapping(
+            f"a: {{template: {text}}}\nb: {{keys: {{k: {{template: {text}}}}}}}", "s"
+        )
+        assert_no_leak({"SecretSpec": repr(spec)}, [value])
