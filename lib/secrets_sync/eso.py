@@ -3,9 +3,9 @@
 One `external-secrets.io/v1` ExternalSecret per target Kubernetes Secret (namespace + name), fed
 by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string
 secrets through `data[].remoteRef` under their source name (a template's: the last part of its
-mapping key). The manifests are a pure function of
-the mapping and the eso-* inputs: they hold names only, never a value, and do not depend on what
-the run found in AWS, so a dry run writes the same file as a real one."""
+mapping key). The manifests are a pure function of the mapping and the eso-* inputs: they hold
+names only, never a value, and do not depend on what the run found in AWS, so a dry run writes
+the same file as a real one."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def check(settings: Settings, specs: Sequence[SecretSpec]) -> None:
                         "name the secret with letters, digits, '-', '_' and '.' after its "
                         "last '/', or use `keys: {KEY: {template: ...}}` to choose the key.",
                     )
-                if spec.value_source is None and not _SECRET_KEY.fullmatch(key):
+                if spec.is_json and not _SECRET_KEY.fullmatch(key):
                     raise InputError(
                         _place(settings, spec, "keys", key),
                         f"{key!r} cannot be a key of the Kubernetes Secret {where}.",

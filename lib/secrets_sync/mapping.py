@@ -30,16 +30,7 @@ SCHEMA_FILE = "secrets-sync.schema.json"
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
 _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
 _SHAPES = ("keys", "value", "template")  # a secret takes exactly one of these
-_FIELDS = (
-    "keys",
-    "value",
-    "template",
-    "description",
-    "tags",
-    "kms-key-id",
-    "replica-regions",
-    "k8s",
-)
+_FIELDS = (*_SHAPES, "description", "tags", "kms-key-id", "replica-regions", "k8s")
 
 
 @dataclass(frozen=True)
@@ -374,7 +365,7 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
         if given:
             return (
                 path,
-                f"has both {' and '.join(given)}.",
+                f"has {'both ' if len(given) == 2 else ''}{' and '.join(given)}.",
                 "give one: `keys` for a JSON secret, `value` or `template` for a plain string.",
             )
         return (
