@@ -1,10 +1,10 @@
 """External Secrets Operator manifests for secrets with `k8s` in the mapping.
 
 One `external-secrets.io/v1` ExternalSecret per target Kubernetes Secret (namespace + name), fed
-by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string
-secrets through `data[].remoteRef` under their source name. The manifests are a pure function of
-the mapping and the eso-* inputs: they hold names only, never a value, and do not depend on what
-the run found in AWS, so a dry run writes the same file as a real one."""
+by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string and
+binary secrets through `data[].remoteRef` under their source name. The manifests are a pure
+function of the mapping and the eso-* inputs: they hold names only, never a value, and do not
+depend on what the run found in AWS, so a dry run writes the same file as a real one."""
 
 from __future__ import annotations
 
@@ -44,9 +44,16 @@ class _Feed:
 
 def _keys(spec: SecretSpec) -> tuple[str, ...]:
     """The keys an AWS secret brings into its Kubernetes Secret."""
-    if spec.value_source is not None:
-        return (spec.value_source,)
+    if not spec.is_json:
+        return (_single(spec),)
     return spec.key_names
+
+
+def _single(spec: SecretSpec) -> str:
+    """The Kubernetes key of a plain-string or binary secret: its source's name."""
+    source = spec.value_source or spec.binary_source
+    assert source is not None
+    return source
 
 
 def _targets(specs: Iterable[SecretSpec]) -> dict[K8sTarget, list[SecretSpec]]:
@@ -111,7 +118,7 @@ def check(settings: Settings, specs: Sequence[SecretSpec]) -> None:
         owner: dict[str, SecretSpec] = {}
         for spec in feeds:
             for key in _keys(spec):
-                if spec.value_source is None and not _SECRET_KEY.fullmatch(key):
+                if spec.is_json and not _SECRET_KEY.fullmatch(key):
                     raise InputError(
                         _place(settings, spec, "keys", key),
                         f"{key!r} cannot be a key of the Kubernetes Secret {where}.",
@@ -146,12 +153,11 @@ def manifests(
             "secretStoreRef": {"name": store, "kind": store_kind},
             "target": {"name": target.secret, "creationPolicy": "Owner"},
         }
+        # No `property`: ESO then brings the whole value, a SecretBinary's bytes as they are.
         data = [
-            {"secretKey": s.value_source, "remoteRef": {"key": s.name}}
-            for s in feeds
-            if s.value_source is not None
+            {"secretKey": _single(s), "remoteRef": {"key": s.name}} for s in feeds if not s.is_json
         ]
-        data_from = [{"extract": {"key": s.name}} for s in feeds if s.value_source is None]
+        data_from = [{"extract": {"key": s.name}} for s in feeds if s.is_json]
         if data:
             spec["data"] = data
         if data_from:

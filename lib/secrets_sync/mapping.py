@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -28,7 +28,18 @@ SCHEMA_FILE = "secrets-sync.schema.json"
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
 _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
-_FIELDS = ("keys", "value", "description", "tags", "kms-key-id", "replica-regions", "k8s")
+_FIELDS = (
+    "keys",
+    "value",
+    "binary",
+    "update-policy",
+    "description",
+    "tags",
+    "kms-key-id",
+    "replica-regions",
+    "k8s",
+)
+POLICIES = ("replace", "if-not-exists", "merge")
 
 
 @dataclass(frozen=True)
@@ -50,15 +61,22 @@ class SecretSpec:
     kms_key_id: str | None
     replica_regions: tuple[str, ...]
     k8s: K8sTarget | None
+    binary_source: str | None = None  # the source (base64) of a SecretBinary secret
+    update_policy: str = "replace"  # one of POLICIES
+    # Whether the policy was given (per secret or by the input): an implicit `replace` adopts
+    # safely, refusing to drop JSON keys the mapping does not name.
+    policy_given: bool = False
 
     @property
     def is_json(self) -> bool:
-        return self.value_source is None
+        return self.value_source is None and self.binary_source is None
 
     @property
     def sources(self) -> tuple[str, ...]:
         if self.value_source is not None:
             return (self.value_source,)
+        if self.binary_source is not None:
+            return (self.binary_source,)
         return tuple(dict.fromkeys(src for _, src in self.fields))
 
     @property
@@ -342,6 +360,18 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
             f"unknown field {', '.join(map(repr, extra))}.",
             f"use only {', '.join(allowed)}.",
         )
+    if kind == "not" and isinstance(inst, dict) and "binary" in inst:
+        return (
+            path,
+            "has `binary` with `keys` or `value`.",
+            "a binary secret holds one source's bytes: give `binary: SOURCE` alone.",
+        )
+    if kind == "enum" and path and path[-1] == "update-policy":
+        return (
+            path,
+            f"{inst!r} is not an update policy.",
+            f"use one of {', '.join(POLICIES)}.",
+        )
     if kind == "not" and isinstance(inst, dict):
         return (
             path,
@@ -351,8 +381,9 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
     if kind == "anyOf" and isinstance(inst, dict):
         return (
             path,
-            "has neither `keys` nor `value`.",
-            "add `keys:` (a JSON secret) or `value: SOURCE` (a plain-string secret).",
+            "has none of `keys`, `value` or `binary`.",
+            "add `keys:` (a JSON secret), `value: SOURCE` (a plain-string secret) or "
+            "`binary: SOURCE` (base64 stored as bytes).",
         )
     if kind == "type" and "spec" in str(schema_path):
         return path, "is not a source name, a list or a mapping.", shapes
@@ -438,6 +469,7 @@ def load_mapping(
     name_prefix: str = "",
     default_tags: Mapping[str, str] | None = None,
     kms_key_id: str | None = None,
+    update_policy: str | None = None,
 ) -> SecretMapping:
     """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix."""
     data = parse_document(text, origin)
@@ -460,7 +492,8 @@ def load_mapping(
                 f"{name}: ends in '-' and six characters, like the random suffix of a secret "
                 "ARN; a partial ARN lookup may match the wrong secret. Consider another name."
             )
-        specs.append(_spec(key, name, entry, place, default_tags or {}, kms_key_id))
+        spec = _spec(key, name, entry, place, default_tags or {}, kms_key_id)
+        specs.append(_with_policy(spec, entry, place, update_policy))
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
@@ -497,9 +530,33 @@ def _spec(
         name=name,
         fields=fields,
         value_source=entry.get("value"),
+        binary_source=entry.get("binary"),
         description=entry.get("description"),
         tags=tuple(sorted(tags.items())),
         kms_key_id=entry.get("kms-key-id") or default_kms,
         replica_regions=tuple(entry.get("replica-regions", ())),
         k8s=K8sTarget(k8s["secret"], k8s.get("namespace", "default")) if k8s else None,
     )
+
+
+def _with_policy(spec: SecretSpec, entry: Any, place: str, default: str | None) -> SecretSpec:
+    """The secret's update policy: its own, else the input's. `merge` keeps the keys the
+    mapping does not name, so it needs a JSON secret to have keys at all."""
+    own = entry.get("update-policy") if isinstance(entry, dict) else None
+    policy = own or default
+    if policy == "merge" and not spec.is_json:
+        shape = "`binary`" if spec.binary_source is not None else "a plain `value`"
+        if own:
+            raise InputError(
+                f"{place}.update-policy",
+                f"`merge` keeps the JSON keys the mapping does not name; {shape} secret has none.",
+                "use `keys:` for a JSON secret, or `update-policy: replace` or `if-not-exists`.",
+            )
+        raise InputError(
+            "input `update-policy`",
+            f"`merge` applies to JSON secrets only, and {place} is {shape} secret.",
+            f"give {place} its own `update-policy: replace` (or `if-not-exists`).",
+        )
+    if policy is None:
+        return spec
+    return replace(spec, update_policy=policy, policy_given=True)
