@@ -235,7 +235,7 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             "scheduled for deletion",
             desired,
             current,
-            write_value=True,
+            write_value=not keeps_value,
             description=description,
             tags=missing_tags,
             replica_regions=replicas,

@@ -47,11 +47,12 @@ def decode_binary(spec: SecretSpec, text: str) -> bytes:
         data = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         data = None
-    if data is None or base64.b64encode(data).decode("ascii") != compact:
+    if not data or base64.b64encode(data).decode("ascii") != compact:
         raise InputError(
-            f"source `{spec.binary_source}` (binary of {spec.name})",
-            "is not valid base64 (standard alphabet, with `=` padding).",
-            "store the secret as the output of `base64 -w0 FILE`; nothing was written.",
+            f"source `{spec.binary_source}`",
+            f"is not valid base64 (standard alphabet, `=` padding), which `binary` of "
+            f"{spec.name} needs; nothing was written.",
+            "store the secret as the output of `base64 -w0 FILE`.",
         )
     return data
 
