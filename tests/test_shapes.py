@@ -83,6 +83,11 @@ def test_explicit_replace_drops_the_unnamed_keys(action, proxy, sm):
     assert tags_of(sm, "app/db")["ManagedBy"] == "secrets-sync"
     assert_run_clean(run, CANARIES)
 
+    proxy.reset()
+    again = sync_db(action, **{"update-policy": "replace"})
+    assert again.json("unchanged") == ["app/db"]
+    assert writes(proxy) == []
+
 
 def test_our_own_secret_is_replaced_whole_by_default(action, proxy, sm):
     # Safe adoption guards what is not yet ours; a key added by hand to our secret is drift.
