@@ -91,7 +91,10 @@ CASES = [
     pytest.param(
         m("a: {keys: [A], value: B}", "secrets.a", "both `keys` and `value`"), id="keys-and-value"
     ),
-    pytest.param(m("a: {description: D}", "secrets.a", "none of"), id="neither-keys-nor-value"),
+    pytest.param(
+        m("a: {description: D}", "secrets.a", "none of `keys`, `value`, `template` or `binary`"),
+        id="neither-keys-nor-value",
+    ),
     pytest.param(m("a: {value: [A]}", "secrets.a.value"), id="value-is-a-list"),
     pytest.param(m("a: [[A]]", "secrets.a[0]"), id="nested-source-list"),
     pytest.param(
@@ -177,6 +180,47 @@ CASES = [
         Case({"secrets": "a: A"}, "env `A`", env={"A": "not-utf8-\udcff-canary"}),
         id="source-not-utf8",
     ),
+    # Secret shapes and update policies
+    pytest.param(
+        Case({"secrets": "k: {binary: K}"}, "source `K`", env={"K": "not base64!"}),
+        id="binary-not-base64",
+    ),
+    pytest.param(
+        Case({"secrets": "k: {binary: K}"}, "source `K`", env={"K": "QR=="}, mentions="base64"),
+        id="binary-base64-not-canonical",
+    ),
+    pytest.param(
+        Case({"secrets": "k: {binary: K}"}, "source `K`", env={"K": "QUJD-_8"}),
+        id="binary-base64-urlsafe-unpadded",
+    ),
+    pytest.param(
+        Case({"secrets": "k: {binary: K}"}, "k", env={"K": "QUJD" * 22_000}, mentions="65536"),
+        id="binary-oversize",
+    ),
+    pytest.param(m("a: {binary: A, keys: [B]}", "secrets.a", "`binary`"), id="binary-with-keys"),
+    pytest.param(m("a: {binary: A, value: B}", "secrets.a", "`binary`"), id="binary-with-value"),
+    pytest.param(
+        m("a: {value: A, update-policy: merge}", "secrets.a.update-policy", "merge"),
+        id="merge-on-plain-string",
+    ),
+    pytest.param(
+        m("a: {binary: A, update-policy: merge}", "secrets.a.update-policy", "binary"),
+        id="merge-on-binary",
+    ),
+    pytest.param(
+        m(
+            "a: [A]\nb: {value: B}",
+            "input `update-policy`",
+            "secrets.b",
+            **{"update-policy": "merge"},
+        ),
+        id="merge-input-with-a-plain-string",
+    ),
+    pytest.param(
+        m("a: {keys: [A], update-policy: overwrite}", "secrets.a.update-policy", "'overwrite'"),
+        id="update-policy-unknown",
+    ),
+    pytest.param(i("update-policy", "Merge", "'Merge'"), id="update-policy-input-unknown"),
     # The `values` input
     pytest.param(i("values", "not json"), id="values-not-json"),
     pytest.param(i("values", '["A"]', "not an object"), id="values-array"),

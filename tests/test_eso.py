@@ -3,6 +3,7 @@ with every manifest validated against the ExternalSecret CRD schema of External 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from functools import cache
@@ -501,3 +502,25 @@ def test_outside_actions_the_json_results_name_the_manifests(proxy, tmp_path):
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["manifests"] == MANIFESTS
     assert len(external_secrets(tmp_path / "ws" / MANIFESTS)) == 1
+
+
+def test_a_binary_secret_brings_its_bytes_not_a_json_key(action, sm):
+    data = b"\x00\xff-keystore-canary\x80"
+    b64 = base64.b64encode(data).decode()
+    mapping = (
+        "keystore: {binary: KEYSTORE_B64, k8s: {secret: app}}\n"
+        "db: {keys: [DB_USER], k8s: {secret: app}, update-policy: merge}"
+    )
+    run = action(
+        {"secrets": mapping, "name-prefix": "lornu-ai/", "eso-manifests": MANIFESTS},
+        env={"KEYSTORE_B64": b64, "DB_USER": "eso-user-canary"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    (doc,) = external_secrets(run.workspace / MANIFESTS)
+    # No `property`: ESO's AWS provider then hands over SecretBinary's bytes as they are.
+    assert doc["spec"]["data"] == [
+        {"secretKey": "KEYSTORE_B64", "remoteRef": {"key": "lornu-ai/keystore"}}
+    ]
+    assert doc["spec"]["dataFrom"] == [{"extract": {"key": "lornu-ai/db"}}]
+    assert sm.get_secret_value(SecretId="lornu-ai/keystore")["SecretBinary"] == data
+    assert_run_clean(run, [b64, "eso-user-canary"])

@@ -11,6 +11,7 @@ doubles inside outputs) and template results as canaries of their own."""
 
 from __future__ import annotations
 
+import base64
 import json
 import traceback
 import uuid
@@ -448,3 +449,83 @@ def test_reprs_of_what_holds_values_show_none() -> None:
             f"a: {{template: {text}}}\nb: {{keys: {{k: {{template: {text}}}}}}}", "s"
         )
         assert_no_leak({"SecretSpec": repr(spec)}, [value])
+
+
+# Secret shapes: a binary's base64 forms and a merge's JSON ---------------------------------
+
+BINARY = b"\x00\xff-binary-canary-bytes-\xfe\x80"
+BINARY_B64 = base64.b64encode(BINARY).decode()
+THEIRS = {"host": "merge-host-canary-value", "password": "merge-old-canary-value"}
+SHAPES = (
+    "keystore: {binary: KEYSTORE_B64}\n"
+    "db: {keys: {password: DB_PASSWORD}, update-policy: merge}\n"
+    "seed: {value: SEED, update-policy: if-not-exists}\n"
+)
+SHAPE_ENV = {
+    "KEYSTORE_B64": BINARY_B64,
+    "DB_PASSWORD": "merge-new-canary-value",
+    "SEED": "seed-canary-value-1",
+}
+# The JSON the merge writes: the keys it does not own kept, as the action builds it.
+MERGED = json.dumps(
+    {**THEIRS, "password": SHAPE_ENV["DB_PASSWORD"]}, separators=(",", ":"), ensure_ascii=False
+)
+SHAPE_CANARIES = [
+    *SHAPE_ENV.values(),
+    *THEIRS.values(),
+    MERGED,
+    BINARY_B64.rstrip("="),
+    base64.urlsafe_b64encode(BINARY).decode(),
+    "-binary-canary-bytes-",
+    "seed-old-canary-value",
+]
+
+
+def echo_any_value(call: Call) -> str:
+    value = call.body.get("SecretString") or call.body.get("SecretBinary")
+    return f"1 validation error: Value '{value}' at 'secretValue' failed"
+
+
+def shapes_existing(sm: Any) -> None:
+    sm.create_secret(Name="app/db", SecretString=json.dumps(THEIRS))
+    sm.create_secret(Name="app/seed", SecretString="seed-old-canary-value", Tags=OURS)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "env", "faults", "code"),
+    [
+        pytest.param({}, {}, None, 0, id="write"),
+        pytest.param({"dry-run": "true"}, {"RUNNER_DEBUG": "1"}, None, 0, id="dry-run-debug"),
+        pytest.param(
+            {},
+            {},
+            lambda: Faults(
+                rule=lambda c: 403 if c.operation in WRITES - {"TagResource"} else None,
+                message=echo_any_value,
+            ),
+            1,
+            id="aws-403-echoes-value",
+        ),
+    ],
+)
+def test_shapes_leave_no_form_of_a_value(action, proxy, sm, inputs, env, faults, code):
+    shapes_existing(sm)
+    if faults is not None:
+        proxy.faults = faults()
+    run = action({"secrets": SHAPES, "name-prefix": "app/", **inputs}, env={**SHAPE_ENV, **env})
+    assert run.returncode == code, run.stdout + run.stderr
+    assert run.results()["app/db"]["merged_keys"] == ["password"]
+    assert_run_clean(run, SHAPE_CANARIES)
+    assert_no_leak({"AWS tags and descriptions": aws_text(sm)}, SHAPE_CANARIES)
+    sent = {
+        str(c.body.get("SecretString") or c.body.get("SecretBinary"))
+        for c in proxy.calls
+        if c.operation in ("CreateSecret", "UpdateSecret")
+    }
+    if not inputs:
+        # The paths are really taken: the merge and the binary reached AWS as expected.
+        assert sent == {MERGED, BINARY_B64}
+    if faults is not None:
+        assert "***" in run.results()["app/db"]["error"]
+        assert "***" in run.results()["app/keystore"]["error"]
+    assert_masked_first(run, SHAPE_ENV.values())

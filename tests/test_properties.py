@@ -34,9 +34,22 @@ FAST = settings(
 )
 SLOWER = settings(FAST, max_examples=150)
 
-FIELDS = ["keys", "value", "description", "tags", "kms-key-id", "replica-regions", "k8s"]
+FIELDS = [
+    "keys",
+    "value",
+    "binary",
+    "update-policy",
+    "description",
+    "tags",
+    "kms-key-id",
+    "replica-regions",
+    "k8s",
+]
 WORDS = [
     *FIELDS,
+    "merge",
+    "if-not-exists",
+    "replace",
     "secret",
     "namespace",
     "A",

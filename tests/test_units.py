@@ -222,11 +222,13 @@ def test_outputs_and_markdown_from_results():
         "arn": "arn:k",
         "version_id": "v-1",
         "error": None,
+        "update_policy": "replace",
+        "merged_keys": [],
     }
     md = markdown(results, dry_run=True, region="us-east-1", repository=REPO)
     assert md.startswith("### secrets-sync plan (dry run, nothing written)\n")
-    assert "| `k` | unchanged | `arn:k` | `K` |" in md
-    assert "| `p` | create |  | (plain string) |" in md
+    assert "| `k` | unchanged | `arn:k` | `K` | replace |" in md
+    assert "| `p` | create |  | (plain string) | replace |" in md
     assert plan_lines(results) == ["unchanged  k", "create     p  new secret"]
 
 

@@ -15,7 +15,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from .plan import Action, Step, plan_secret, same_value
+from .plan import Action, Step, owned_by, plan_secret, value_change
 from .state import describe_error, error_code, read_one, read_value
 
 if TYPE_CHECKING:
@@ -105,13 +105,22 @@ class Applier:
             client.restore_secret(SecretId=arn)
             fresh = read_value(client, replace(step.current, deleted=False))
             version = fresh.version_id
-            write_value = not same_value(
-                fresh.secret_string, step.desired.secret_string or "", step.desired.spec.is_json
-            )
+            change = value_change(step.desired, fresh, adopting=owned_by(fresh) is None)
+            if change.conflict:
+                return Result(
+                    step, step.action, arn, version, error=f"restored, but {change.conflict}"
+                )
+            write_value = change.write
+            step = replace(step, merged_keys=change.merged_keys, merged=change.merged)
+            step = replace(step, current=fresh)
+        if write_value and step.merged is not None:
+            refused = self._changed_since_read(step)
+            if refused:
+                return Result(step, step.action, arn, version, error=refused)
         if write_value or step.description is not None:
             kwargs: dict[str, Any] = {"SecretId": arn}
             if write_value:
-                kwargs["SecretString"] = step.desired.secret_string
+                kwargs.update(_value_args(step))
             if step.description is not None:
                 kwargs["Description"] = step.description
             answer = client.update_secret(**kwargs)
@@ -129,7 +138,7 @@ class Applier:
         spec = step.desired.spec
         kwargs: dict[str, Any] = {
             "Name": step.name,
-            "SecretString": step.desired.secret_string,
+            **_value_args(step),
             "Tags": [{"Key": k, "Value": v} for k, v in step.tags],
         }
         if spec.description is not None:
@@ -146,6 +155,18 @@ class Applier:
             # Another run (or ListSecrets' lag) got there first: read it and carry on from there.
             return self.resync(step, lost_race=True)
         return Result(step, Action.CREATE, answer["ARN"], answer.get("VersionId"))
+
+    def _changed_since_read(self, step: Step) -> str | None:
+        """A merge writes the keys it does not own back as it read them: re-read just before
+        the write, and refuse if another writer's version landed since the plan's read."""
+        assert step.current is not None
+        got = self.client.get_secret_value(SecretId=step.current.arn)
+        if got.get("VersionId") == step.current.version_id:
+            return None
+        return (
+            "merge refused: the secret changed since it was read (another writer); nothing "
+            "was written. Rerun to merge onto its new value."
+        )
 
     def resync(self, step: Step, *, lost_race: bool = False) -> Result:
         """Re-read one secret and apply a fresh plan for it; never writes blind."""
@@ -172,6 +193,16 @@ class Applier:
             # same): the secret changed in this run, and `changed` and the lists must say so.
             return replace(result, action=failed.step.action)
         return result
+
+
+def _value_args(step: Step) -> dict[str, Any]:
+    """The value to send: a merge's JSON, a binary's bytes, or the mapping's string."""
+    assert step.desired is not None
+    if step.merged is not None:
+        return {"SecretString": step.merged}
+    if step.desired.secret_binary is not None:
+        return {"SecretBinary": step.desired.secret_binary}
+    return {"SecretString": step.desired.secret_string}
 
 
 _LANDING = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE})

@@ -123,6 +123,7 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         name_prefix=settings.name_prefix,
         default_tags=default_tags,
         kms_key_id=settings.kms_key_id,
+        update_policy=settings.update_policy,
     )
     eso.check(settings, secret_map.specs)
     values = sources.lookup(secret_map.specs, settings.values, env)
@@ -130,6 +131,9 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     desired = sources.resolve(secret_map.specs, values, missing=settings.missing)
     runner.add_masks(d.secret_string for d in desired if d.secret_string)
     runner.add_masks(text for d in desired for text in d.built)
+    runner.add_masks(
+        form for d in desired if d.secret_binary for form in sources.binary_forms(d.secret_binary)
+    )
 
     for warning in secret_map.warnings:
         runner.warning(warning, title="secrets-sync: name")
@@ -141,7 +145,7 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
 
     from . import credentials, state, summary
     from .apply import Applier, apply_all, dry_run
-    from .plan import plan
+    from .plan import merged_values, plan
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
@@ -152,12 +156,10 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         # Values are asked for by name while the listing runs, so that reading costs no round
         # trip of its own; the listing then decides which of them are ours to use.
         listing = pool.submit(state.list_under, client, list_prefix)
-        wanted = [d.name for d in desired if d.secret_string is not None]
+        wanted = [d.name for d in desired if d.has_value]
         prefetched = state.prefetch_values(client, wanted, pool)
         current = listing.result()
-        to_read = [
-            current[d.name] for d in desired if d.secret_string is not None and d.name in current
-        ]
+        to_read = [current[d.name] for d in desired if d.has_value and d.name in current]
         current.update(state.read_values(client, to_read, pool, prefetched))
         replicated = [
             current[d.name]
@@ -176,6 +178,8 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
             name_prefix=settings.name_prefix,
             max_deletions=settings.max_deletions,
         )
+        # A merge sends values read from AWS besides ours, which an AWS error could echo.
+        runner.add_masks(merged_values(steps), tell_runner=False)
         if settings.dry_run:
             results = dry_run(steps)
         else:

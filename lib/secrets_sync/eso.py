@@ -1,11 +1,11 @@
 """External Secrets Operator manifests for secrets with `k8s` in the mapping.
 
 One `external-secrets.io/v1` ExternalSecret per target Kubernetes Secret (namespace + name), fed
-by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string
-secrets through `data[].remoteRef` under their source name (a template's: the last part of its
-mapping key). The manifests are a pure function of the mapping and the eso-* inputs: they hold
-names only, never a value, and do not depend on what the run found in AWS, so a dry run writes
-the same file as a real one."""
+by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string and
+binary secrets through `data[].remoteRef` under their source name (a template's: the last part
+of its mapping key). The manifests are a pure function of the mapping and the eso-* inputs: they
+hold names only, never a value, and do not depend on what the run found in AWS, so a dry run
+writes the same file as a real one."""
 
 from __future__ import annotations
 
@@ -45,12 +45,19 @@ class _Feed:
 
 def _keys(spec: SecretSpec) -> tuple[str, ...]:
     """The keys an AWS secret brings into its Kubernetes Secret."""
-    if spec.value_source is not None:
-        return (spec.value_source,)
-    if spec.template is not None:
-        # No one source names a template's string: the mapping key does (`app/db-url`: db-url).
-        return (spec.key.rsplit("/", 1)[-1],)
+    if not spec.is_json:
+        return (_single(spec),)
     return spec.key_names
+
+
+def _single(spec: SecretSpec) -> str:
+    """The Kubernetes key of a plain-string or binary secret: its source's name; a template's,
+    which no one source names, is the end of its mapping key (`app/db-url`: db-url)."""
+    if spec.template is not None:
+        return spec.key.rsplit("/", 1)[-1]
+    source = spec.value_source or spec.binary_source
+    assert source is not None
+    return source
 
 
 def _targets(specs: Iterable[SecretSpec]) -> dict[K8sTarget, list[SecretSpec]]:
@@ -158,8 +165,9 @@ def manifests(
             "secretStoreRef": {"name": store, "kind": store_kind},
             "target": {"name": target.secret, "creationPolicy": "Owner"},
         }
+        # No `property`: ESO then brings the whole value, a SecretBinary's bytes as they are.
         data = [
-            {"secretKey": _keys(s)[0], "remoteRef": {"key": s.name}} for s in feeds if not s.is_json
+            {"secretKey": _single(s), "remoteRef": {"key": s.name}} for s in feeds if not s.is_json
         ]
         data_from = [{"extract": {"key": s.name}} for s in feeds if s.is_json]
         if data:

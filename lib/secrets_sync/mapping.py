@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -29,8 +29,17 @@ SCHEMA_FILE = "secrets-sync.schema.json"
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
 _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
-_SHAPES = ("keys", "value", "template")  # a secret takes exactly one of these
-_FIELDS = (*_SHAPES, "description", "tags", "kms-key-id", "replica-regions", "k8s")
+_SHAPES = ("keys", "value", "template", "binary")  # a secret takes exactly one of these
+_FIELDS = (
+    *_SHAPES,
+    "update-policy",
+    "description",
+    "tags",
+    "kms-key-id",
+    "replica-regions",
+    "k8s",
+)
+POLICIES = ("replace", "if-not-exists", "merge")
 
 
 @dataclass(frozen=True)
@@ -56,15 +65,22 @@ class SecretSpec:
     # a traceback: kept out of repr, and never quoted in a message.
     template: str | None = field(default=None, repr=False)  # the text of a plain-string secret
     templates: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (JSON key, text)
+    binary_source: str | None = None  # the source (base64) of a SecretBinary secret
+    update_policy: str = "replace"  # one of POLICIES
+    # Whether the policy was given (per secret or by the input): an implicit `replace` adopts
+    # safely, refusing to drop JSON keys the mapping does not name.
+    policy_given: bool = False
 
     @property
     def is_json(self) -> bool:
-        return self.value_source is None and self.template is None
+        return self.value_source is None and self.binary_source is None and self.template is None
 
     @property
     def sources(self) -> tuple[str, ...]:
         if self.value_source is not None:
             return (self.value_source,)
+        if self.binary_source is not None:
+            return (self.binary_source,)
         if self.template is not None:
             return placeholders(self.template)
         named = [src for _, src in self.fields]
@@ -360,19 +376,32 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
             f"unknown field {', '.join(map(repr, extra))}.",
             f"use only {', '.join(allowed)}.",
         )
+    if kind == "enum" and path and path[-1] == "update-policy":
+        return (
+            path,
+            f"{inst!r} is not an update policy.",
+            f"use one of {', '.join(POLICIES)}.",
+        )
     if kind == "oneOf" and isinstance(inst, dict):
         given = [f"`{name}`" for name in _SHAPES if name in inst]
+        if "`binary`" in given:
+            return (
+                path,
+                f"has {' and '.join(given)}.",
+                "a binary secret holds one source's bytes: give `binary: SOURCE` alone.",
+            )
         if given:
             return (
                 path,
                 f"has {'both ' if len(given) == 2 else ''}{' and '.join(given)}.",
-                "give one: `keys` for a JSON secret, `value` or `template` for a plain string.",
+                "give one: `keys` for a JSON secret, `value` or `template` for a plain string, "
+                "`binary` for bytes.",
             )
         return (
             path,
-            "has none of `keys`, `value` or `template`.",
+            "has none of `keys`, `value`, `template` or `binary`.",
             "add `keys:` (a JSON secret), `value: SOURCE` or `template: ...${SOURCE}...` "
-            "(a plain-string secret).",
+            "(a plain-string secret), or `binary: SOURCE` (base64 stored as bytes).",
         )
     if kind == "type" and len(path) >= 3 and path[-2] == "keys" and isinstance(path[-1], str):
         return (
@@ -466,6 +495,7 @@ def load_mapping(
     name_prefix: str = "",
     default_tags: Mapping[str, str] | None = None,
     kms_key_id: str | None = None,
+    update_policy: str | None = None,
 ) -> SecretMapping:
     """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix."""
     data = parse_document(text, origin)
@@ -488,7 +518,8 @@ def load_mapping(
                 f"{name}: ends in '-' and six characters, like the random suffix of a secret "
                 "ARN; a partial ARN lookup may match the wrong secret. Consider another name."
             )
-        specs.append(_spec(key, name, entry, place, default_tags or {}, kms_key_id))
+        spec = _spec(key, name, entry, place, default_tags or {}, kms_key_id)
+        specs.append(_with_policy(spec, entry, place, update_policy))
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
@@ -531,6 +562,7 @@ def _spec(
         name=name,
         fields=fields,
         value_source=entry.get("value"),
+        binary_source=entry.get("binary"),
         description=entry.get("description"),
         tags=tuple(sorted(tags.items())),
         kms_key_id=entry.get("kms-key-id") or default_kms,
@@ -561,3 +593,32 @@ def _check_template(text: str, place: str) -> None:
             "has no placeholder, so it would hold only the mapping's own text.",
             "insert each value as `${SOURCE}`; values come from sources, never from the mapping.",
         )
+
+
+def _with_policy(spec: SecretSpec, entry: Any, place: str, default: str | None) -> SecretSpec:
+    """The secret's update policy: its own, else the input's. `merge` keeps the keys the
+    mapping does not name, so it needs a JSON secret to have keys at all."""
+    own = entry.get("update-policy") if isinstance(entry, dict) else None
+    policy = own or default
+    if policy == "merge" and not spec.is_json:
+        shape = (
+            "a `binary`"
+            if spec.binary_source is not None
+            else "a `template`"
+            if spec.template is not None
+            else "a plain `value`"
+        )
+        if own:
+            raise InputError(
+                f"{place}.update-policy",
+                f"`merge` keeps the JSON keys the mapping does not name; {shape} secret has none.",
+                "use `keys:` for a JSON secret, or `update-policy: replace` or `if-not-exists`.",
+            )
+        raise InputError(
+            "input `update-policy`",
+            f"`merge` applies to JSON secrets only, and {place} is {shape} secret.",
+            f"give {place} its own `update-policy: replace` (or `if-not-exists`).",
+        )
+    if policy is None:
+        return spec
+    return replace(spec, update_policy=policy, policy_given=True)

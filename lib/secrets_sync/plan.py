@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
 from .mapping import MANAGED_BY, REPOSITORY_TAG
-from .sources import Desired
+from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
 
 
@@ -39,6 +39,13 @@ class Step:
     tags: tuple[tuple[str, str], ...] = ()  # tags to set: missing or different
     replica_regions: tuple[str, ...] = ()  # regions to add
     error: str | None = None  # known before any write (e.g. the value could not be read)
+    # A merge: the owned keys it writes, and the whole JSON it writes (current keys kept).
+    merged_keys: tuple[str, ...] = ()
+    merged: str | None = field(default=None, repr=False)
+
+    @property
+    def policy(self) -> str | None:
+        return self.desired.spec.update_policy if self.desired else None
 
     @property
     def arn(self) -> str | None:
@@ -67,6 +74,100 @@ def same_value(current: str | None, wanted: str, is_json: bool) -> bool:
         return False
 
 
+def _object(text: str | None) -> dict[str, object] | None:
+    """A secret string's JSON object, or None when it is not one."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _names(keys: list[str]) -> str:
+    # Key names only, never a value; JSON-quoted, so no name can break a log line.
+    shown = ", ".join(json.dumps(k[:64]) for k in keys[:10])
+    return shown + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """What the value of an existing secret needs: a write, nothing, or a refusal."""
+
+    write: bool = False
+    conflict: str | None = None
+    merged_keys: tuple[str, ...] = ()
+    merged: str | None = field(default=None, repr=False)
+
+
+def value_change(desired: Desired, current: Current, *, adopting: bool) -> ValueChange:
+    """Compare the value the mapping wants with the one AWS holds, under the secret's policy.
+    Pure, so that a restore (which reads the value only after it) decides the same way."""
+    spec = desired.spec
+    if spec.update_policy == "if-not-exists":
+        return ValueChange()  # an existing value is never written, whatever it holds
+    is_binary = current.secret_binary is not None
+    if spec.binary_source is not None:
+        if current.secret_string is not None:
+            return ValueChange(
+                conflict="holds a string and the mapping gives `binary`; secrets-sync never "
+                "rewrites a string secret as binary. Delete it or use another name."
+            )
+        return ValueChange(write=current.secret_binary != desired.secret_binary)
+    if is_binary:
+        return ValueChange(
+            conflict="holds a binary value (SecretBinary) and the mapping gives a string; "
+            "secrets-sync never rewrites a binary secret as a string. Map it with `binary:`."
+        )
+    wanted = desired.secret_string or ""
+    if spec.update_policy == "merge":
+        return _merge(spec.key_names, wanted, current.secret_string)
+    if same_value(current.secret_string, wanted, spec.is_json):
+        return ValueChange()
+    present = _object(current.secret_string)
+    if adopting and not spec.policy_given and present:
+        named = _object(wanted) or {}
+        dropped = [k for k in present if k not in named]
+        if dropped:
+            return ValueChange(
+                conflict=f"not yet managed, and its JSON holds keys the mapping does not name "
+                f"({_names(dropped)}); replacing it would drop them. Set `update-policy: merge` "
+                "on it to keep them, or `update-policy: replace` to drop them."
+            )
+    return ValueChange(write=True)
+
+
+def _merge(owned: tuple[str, ...], wanted: str, current: str | None) -> ValueChange:
+    """The current JSON with the owned keys set to the mapping's values, every other key kept."""
+    present = {} if current is None else _object(current)
+    if present is None:
+        return ValueChange(
+            conflict="`update-policy: merge` needs a JSON object, and the current value is not "
+            "one; nothing was written. Use `update-policy: replace` to overwrite it."
+        )
+    values = json.loads(wanted)
+    changed = tuple(k for k in owned if k not in present or present[k] != values[k])
+    if not changed:
+        return ValueChange()
+    merged = json.dumps({**present, **values}, separators=(",", ":"), ensure_ascii=False)
+    if len(merged.encode("utf-8")) > MAX_SECRET_BYTES:
+        return ValueChange(
+            conflict=f"the merged JSON would be over {MAX_SECRET_BYTES} bytes; nothing was written."
+        )
+    return ValueChange(write=True, merged_keys=changed, merged=merged)
+
+
+def merged_values(steps: tuple[Step, ...]) -> list[str]:
+    """The JSON each merge writes, and each value in it: what our redaction must know."""
+    out: list[str] = []
+    for step in steps:
+        if step.merged is not None:
+            values = json.loads(step.merged).values()
+            out += [step.merged, *(v if isinstance(v, str) else json.dumps(v) for v in values)]
+    return out
+
+
 def owned_by(current: Current) -> str | None:
     """The repository whose syncs manage this secret, or None."""
     if current.tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
@@ -76,7 +177,7 @@ def owned_by(current: Current) -> str | None:
 
 def plan_secret(desired: Desired, current: Current | None, *, repository: str, adopt: bool) -> Step:
     name = desired.name
-    if desired.secret_string is None:
+    if not desired.has_value:
         return Step(
             name, Action.SKIP, f"no value for {', '.join(desired.missing)}", desired, current
         )
@@ -107,7 +208,8 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             desired,
             current,
         )
-    if current.rotation_enabled:
+    keeps_value = spec.update_policy == "if-not-exists"
+    if current.rotation_enabled and not keeps_value:
         return Step(
             name,
             Action.CONFLICT,
@@ -133,12 +235,12 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             "scheduled for deletion",
             desired,
             current,
-            write_value=True,
+            write_value=not keeps_value,
             description=description,
             tags=missing_tags,
             replica_regions=replicas,
         )
-    if current.read_error:
+    if current.read_error and not keeps_value:
         return Step(
             name,
             Action.UPDATE,
@@ -148,17 +250,23 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             error=f"cannot read the current value ({current.read_error})",
         )
     adopting = " (adopting)" if owner is None else ""
-    if not same_value(current.secret_string, desired.secret_string, spec.is_json):
+    change = value_change(desired, current, adopting=owner is None)
+    if change.conflict:
+        return Step(name, Action.CONFLICT, change.conflict, desired, current)
+    if change.write:
+        keys = f" (merging {', '.join(change.merged_keys)})" if change.merged_keys else ""
         return Step(
             name,
             Action.UPDATE,
-            "value differs" + adopting,
+            "value differs" + keys + adopting,
             desired,
             current,
             write_value=True,
             description=description,
             tags=missing_tags,
             replica_regions=replicas,
+            merged_keys=change.merged_keys,
+            merged=change.merged,
         )
     if missing_tags or description is not None or replicas:
         what = [

@@ -62,8 +62,11 @@ class Runner:
 
     # Masks -------------------------------------------------------------------------------
 
-    def add_mask(self, value: str) -> None:
-        """Register a value with the runner (inside Actions) and with our own redaction."""
+    def add_mask(self, value: str, *, tell_runner: bool = True) -> None:
+        """Register a value with the runner (inside Actions) and with our own redaction.
+
+        tell_runner=False: our redaction only, for values read from AWS after the log has
+        begun (a merge's JSON): a mask command then would put them in the log stream itself."""
         # The JSON-escaped form is how a value stands inside a JSON secret string.
         escaped = json.dumps(value)[1:-1]
         # ...and, unicode kept, how it stands in the secret strings this action builds.
@@ -74,12 +77,12 @@ class Runner:
                 continue
             self._secrets.add(piece)
             self._redact_order = None
-            if self.in_actions:
+            if self.in_actions and tell_runner:
                 self._write(str(Command("add-mask", {}, piece)))
 
-    def add_masks(self, values: Iterable[str]) -> None:
+    def add_masks(self, values: Iterable[str], *, tell_runner: bool = True) -> None:
         for value in values:
-            self.add_mask(value)
+            self.add_mask(value, tell_runner=tell_runner)
 
     def redact(self, text: str) -> str:
         """Each mask, longest first, replaced in turn. A run of 1,000 secrets writes a line for

@@ -79,6 +79,14 @@ INPUTS: tuple[Input, ...] = (
         "tags (tag it, update its value). `false`: report it as a conflict.",
     ),
     Input(
+        "update-policy",
+        "",
+        "How an existing secret's value is changed, for secrets without their own "
+        "`update-policy`: `replace`, `if-not-exists` or `merge`. Empty (the default): `replace`, "
+        "but a secret not yet managed whose JSON holds keys the mapping does not name is a "
+        "conflict; `replace` given explicitly drops those keys.",
+    ),
+    Input(
         "prune",
         "false",
         "Delete secrets under `name-prefix` that this repository's syncs "
@@ -134,6 +142,7 @@ class Settings:
     kms_key_id: str | None
     missing: Literal["fail", "skip"]
     adopt_existing: bool
+    update_policy: str | None  # None: not given (replace, adopting safely)
     prune: bool
     recovery_window_days: int
     max_deletions: int
@@ -346,6 +355,14 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
     if missing not in ("fail", "skip"):
         raise _bad("missing", f"{missing!r} is not a choice.", "use `fail` or `skip`.")
 
+    policy = raw["update-policy"].strip()
+    if policy and policy not in ("replace", "if-not-exists", "merge"):
+        raise _bad(
+            "update-policy",
+            f"{policy!r} is not a policy.",
+            "use `replace`, `if-not-exists` or `merge` (or leave it empty).",
+        )
+
     kind = raw["eso-secret-store-kind"].strip()
     if kind not in ("ClusterSecretStore", "SecretStore"):
         raise _bad(
@@ -406,6 +423,7 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         kms_key_id=_optional(raw["kms-key-id"]),
         missing="fail" if missing == "fail" else "skip",
         adopt_existing=parse_bool("adopt-existing", raw["adopt-existing"]),
+        update_policy=policy or None,
         prune=parse_bool("prune", raw["prune"]),
         recovery_window_days=parse_int("recovery-window-days", raw["recovery-window-days"], 7, 30),
         max_deletions=parse_int("max-deletions", raw["max-deletions"], 0, 100000),

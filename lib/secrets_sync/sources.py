@@ -3,7 +3,11 @@ the secret strings the mapping asks for."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from string import Template
@@ -13,6 +17,7 @@ from .mapping import SecretSpec
 from .settings import is_text
 
 MAX_SECRET_BYTES = 65536
+_WHITESPACE = re.compile(r"[ \t\r\n]+")
 
 
 @dataclass(frozen=True)
@@ -26,10 +31,45 @@ class Desired:
     # The strings built from `keys:` templates, to be masked as they are, not only in the JSON
     # escaping they have inside secret_string.
     built: tuple[str, ...] = field(default=(), repr=False)
+    secret_binary: bytes | None = field(default=None, repr=False)  # a `binary:` secret's bytes
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def has_value(self) -> bool:
+        return self.secret_string is not None or self.secret_binary is not None
+
+
+def decode_binary(spec: SecretSpec, text: str) -> bytes:
+    """A `binary:` source's bytes. Strict: line breaks and spaces (as `base64` wraps its output)
+    are allowed, anything else outside the standard alphabet, wrong padding, or a text that is
+    not how its own bytes encode is refused, so one secret has one spelling."""
+    compact = _WHITESPACE.sub("", text)
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        data = None
+    if not data or base64.b64encode(data).decode("ascii") != compact:
+        raise InputError(
+            f"source `{spec.binary_source}`",
+            f"is not valid base64 (standard alphabet, `=` padding), which `binary` of "
+            f"{spec.name} needs; nothing was written.",
+            "store the secret as the output of `base64 -w0 FILE`.",
+        )
+    return data
+
+
+def binary_forms(data: bytes) -> list[str]:
+    """How these bytes could be shown by an AWS echo or a log: base64 (the JSON protocol
+    carries SecretBinary so), with and without padding, URL-safe, and the bytes as text."""
+    standard = base64.b64encode(data).decode("ascii")
+    urlsafe = base64.urlsafe_b64encode(data).decode("ascii")
+    out = [standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")]
+    with contextlib.suppress(UnicodeDecodeError):
+        out.append(data.decode("utf-8"))
+    return out
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
@@ -90,6 +130,16 @@ def resolve(
         gaps = tuple(src for src in spec.sources if src not in values)
         if gaps:
             out.append(Desired(spec, None, gaps))
+            continue
+        if spec.binary_source is not None:
+            data = decode_binary(spec, values[spec.binary_source])
+            if len(data) > MAX_SECRET_BYTES:
+                raise InputError(
+                    spec.name,
+                    f"the decoded binary is over {MAX_SECRET_BYTES} bytes.",
+                    "AWS allows no more; split it into several secrets.",
+                )
+            out.append(Desired(spec, None, secret_binary=data))
             continue
         text = build_secret_string(spec, values)
         size = len(text.encode("utf-8"))

@@ -32,6 +32,7 @@ class Current:
     replica_regions: tuple[str, ...] | None = None  # None: not read
     version_id: str | None = None
     secret_string: str | None = field(default=None, repr=False)
+    secret_binary: bytes | None = field(default=None, repr=False)
     read_error: str | None = None  # why the value could not be read
 
 
@@ -104,10 +105,15 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def _with_value(current: Current, got: Any) -> Current:
-    """A BatchGetSecretValue entry's version and value on the listed secret."""
-    if "SecretString" in got:
-        return replace(current, version_id=got.get("VersionId"), secret_string=got["SecretString"])
-    return replace(current, version_id=got.get("VersionId"))  # binary: differs from any string
+    """A BatchGetSecretValue or GetSecretValue answer's version and value on the listed secret.
+    A binary value is carried too: without it the secret would look "different" from any
+    string and be overwritten as one."""
+    return replace(
+        current,
+        version_id=got.get("VersionId"),
+        secret_string=got.get("SecretString"),
+        secret_binary=got.get("SecretBinary"),
+    )
 
 
 def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Current]:
@@ -135,7 +141,7 @@ def read_value(client: SecretsManagerClient, current: Current) -> Current:
             # Created, but no version yet (or gone since ListSecrets): nothing to compare with.
             return current
         return replace(current, read_error=describe_error(exc))
-    return replace(current, version_id=got.get("VersionId"), secret_string=got.get("SecretString"))
+    return _with_value(current, got)
 
 
 def prefetch_values(

@@ -31,7 +31,12 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ),
     ("failed", "JSON array of the names of secrets that failed or are in conflict."),
     ("changed", "`true` if anything was written (in a dry run: would be written)."),
-    ("results", "JSON array of `{name, action, arn, version_id, error}`, one per secret."),
+    (
+        "results",
+        "JSON array of `{name, action, arn, version_id, error, update_policy, merged_keys}`, one "
+        "per secret: `update_policy` is the policy that applied (null for a prune), "
+        "`merged_keys` the names of the keys a merge wrote (or would write, in a dry run).",
+    ),
     ("manifests", "Path of the written External Secrets Operator manifests, when `k8s` is used."),
 )
 
@@ -76,6 +81,8 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
                 "arn": r.arn,
                 "version_id": r.version_id,
                 "error": r.error,
+                "update_policy": r.step.policy,
+                "merged_keys": list(r.step.merged_keys),
             }
             for r in results
         ]
@@ -104,9 +111,20 @@ def _keys(result: Result) -> str:
     spec = result.step.desired.spec if result.step.desired else None
     if spec is None:
         return ""
+    if spec.binary_source is not None:
+        return "(binary)"
     if not spec.is_json:
         return "(plain string)"
     return ", ".join(f"`{k}`" for k in spec.key_names)
+
+
+def _policy(result: Result, *, dry_run: bool) -> str:
+    """The policy that applied, and for a merge the keys it wrote: names only."""
+    policy = result.step.policy or ""
+    if result.step.merged_keys and not result.error:
+        verb = "would write" if dry_run else "wrote"
+        policy += f" ({verb} {', '.join(f'`{k}`' for k in result.step.merged_keys)})"
+    return policy
 
 
 def _cell(text: str) -> str:
@@ -118,6 +136,9 @@ def plan_lines(results: Sequence[Result]) -> list[str]:
     lines = []
     for r in results:
         note = r.error or r.step.reason
+        spec = r.step.desired.spec if r.step.desired else None
+        if spec is not None and spec.policy_given:
+            note = f"{note} [update-policy: {spec.update_policy}]".lstrip()
         lines.append(f"{r.action!s:<9}  {r.name:<{width}}  {note}".rstrip())
     return lines
 
@@ -132,15 +153,16 @@ def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repositor
         + (f" ({would}written: {sum(r.action in WRITES for r in results)})" if dry_run else "")
         + ".",
         "",
-        "| Secret | Action | ARN | Keys |",
-        "| --- | --- | --- | --- |",
+        "| Secret | Action | ARN | Keys | Policy |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for r in results:
         action = (
             f"{r.action} (failed)" if r.error and r.action is not Action.CONFLICT else str(r.action)
         )
         arn = f"`{r.arn}`" if r.arn else ""
-        lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} |")
+        policy = _cell(_policy(r, dry_run=dry_run))
+        lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} | {policy} |")
     problems = [r for r in results if r.error]
     if problems:
         lines += ["", "**Needs attention**", ""]
