@@ -50,6 +50,7 @@ class SecretSpec:
     kms_key_id: str | None
     replica_regions: tuple[str, ...]
     k8s: K8sTarget | None
+    replica_kms_keys: tuple[tuple[str, str], ...] = ()  # (region, KMS key) the mapping names
 
     @property
     def is_json(self) -> bool:
@@ -382,7 +383,9 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
             f"{inst!r} is not a Kubernetes name.",
             "use lower-case letters, digits and '-' (and '.' in a secret name).",
         )
-    if kind == "pattern" and len(path) >= 2 and path[-2] == "replica-regions":
+    if kind == "pattern" and (
+        (len(path) >= 2 and path[-2] == "replica-regions") or (path and path[-1] == "region")
+    ):
         return path, f"{inst!r} is not an AWS region name.", "use a code such as `eu-west-1`."
     return path, error.message + ".", shapes
 
@@ -401,6 +404,12 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
                 f"{place}.{key}",
                 "this tag is set by secrets-sync itself.",
                 "remove it; every secret gets ManagedBy=secrets-sync and secrets-sync:repository.",
+            )
+        if value[:4].lower() == "aws:":
+            raise InputError(
+                f"{place}.{key}",
+                "the value starts with `aws:`, which AWS reserves in tag keys and values.",
+                "change the value.",
             )
         if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(value):
             raise InputError(
@@ -438,8 +447,10 @@ def load_mapping(
     name_prefix: str = "",
     default_tags: Mapping[str, str] | None = None,
     kms_key_id: str | None = None,
+    region: str | None = None,
 ) -> SecretMapping:
-    """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix."""
+    """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix.
+    `region` is the run's: a secret cannot be replicated to the region it lives in."""
     data = parse_document(text, origin)
     if data in ("", None):
         raise InputError(origin, "the mapping is empty.", "add at least one `name: SOURCE` line.")
@@ -460,7 +471,7 @@ def load_mapping(
                 f"{name}: ends in '-' and six characters, like the random suffix of a secret "
                 "ARN; a partial ARN lookup may match the wrong secret. Consider another name."
             )
-        specs.append(_spec(key, name, entry, place, default_tags or {}, kms_key_id))
+        specs.append(_spec(key, name, entry, place, default_tags or {}, kms_key_id, region))
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
@@ -478,6 +489,7 @@ def _spec(
     place: str,
     default_tags: Mapping[str, str],
     default_kms: str | None,
+    region: str | None,
 ) -> SecretSpec:
     if isinstance(entry, str):
         entry = {"keys": [entry]}
@@ -492,6 +504,7 @@ def _spec(
     tags = {**default_tags, **entry.get("tags", {})}
     _check_tags(tags, f"{place}.tags")
     k8s = entry.get("k8s")
+    replicas = _replicas(entry.get("replica-regions", []), f"{place}.replica-regions", region)
     return SecretSpec(
         key=key,
         name=name,
@@ -500,6 +513,25 @@ def _spec(
         description=entry.get("description"),
         tags=tuple(sorted(tags.items())),
         kms_key_id=entry.get("kms-key-id") or default_kms,
-        replica_regions=tuple(entry.get("replica-regions", ())),
+        replica_regions=tuple(replicas),
         k8s=K8sTarget(k8s["secret"], k8s.get("namespace", "default")) if k8s else None,
+        replica_kms_keys=tuple((r, k) for r, k in replicas.items() if k),
     )
+
+
+def _replicas(entries: list[Any], place: str, region: str | None) -> dict[str, str | None]:
+    """`replica-regions` entries (a region, or `{region, kms-key-id}`) as region -> key."""
+    out: dict[str, str | None] = {}
+    for i, item in enumerate(entries):
+        where = f"{place}[{i}]"
+        replica, key = (item, None) if isinstance(item, str) else (item["region"], item.get("kms-key-id"))
+        if replica == region:
+            raise InputError(
+                where,
+                f"{replica} is the run's own region (aws-region): the secret itself lives there.",
+                "list only other regions to replicate to.",
+            )
+        if replica in out:
+            raise InputError(where, f"{replica} is listed twice.", "list each region once.")
+        out[replica] = key
+    return out
