@@ -20,6 +20,7 @@ from .state import Current, describe_error, error_code, read_one, read_value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import ReplicaRegionTypeTypeDef
 
     from .sources import Desired
 
@@ -44,12 +45,11 @@ QUOTA_CODE = "LimitExceededException"
 def stop_retrying_quotas(client: SecretsManagerClient) -> None:
     """Make a LimitExceededException final at its first answer: raised before botocore's retry
     handler (and its adaptive rate limiter) see it, as the client would raise it at the end."""
-    exceptions = client.exceptions
 
     def final(response: Any = None, operation: Any = None, **_: Any) -> None:
         parsed = response[1] if response else None
         if parsed and parsed.get("Error", {}).get("Code") == QUOTA_CODE:
-            raise exceptions.from_code(QUOTA_CODE)(parsed, operation.name)
+            raise client.exceptions.LimitExceededException(parsed, operation.name)
 
     event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
     client.meta.events.register_first(event, final)
@@ -236,11 +236,16 @@ class Applier:
 _LANDING = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE})
 
 
-def _replica_regions(desired: Desired, regions: tuple[str, ...]) -> list[dict[str, str]]:
+def _replica_regions(desired: Desired, regions: tuple[str, ...]) -> list[ReplicaRegionTypeTypeDef]:
     """AddReplicaRegions for these regions, each with the mapping's KMS key for it, if any:
     without one AWS encrypts the replica with that region's aws/secretsmanager key."""
     keys = dict(desired.spec.replica_kms_keys)
-    return [{"Region": r, **({"KmsKeyId": keys[r]} if r in keys else {})} for r in regions]
+    out: list[ReplicaRegionTypeTypeDef] = []
+    for region in regions:
+        out.append(
+            {"Region": region, "KmsKeyId": keys[region]} if region in keys else {"Region": region}
+        )
+    return out
 
 
 def _replica_outcome(
@@ -261,6 +266,7 @@ def _replica_outcome(
     if not problems:
         return done
     return replace(done, error="; ".join(problems))
+
 
 def _describe(exc: BaseException) -> str:
     # botocore's parameter errors quote the parameter, which may be the value: name them only.

@@ -524,7 +524,9 @@ def _replicas(entries: list[Any], place: str, region: str | None) -> dict[str, s
     out: dict[str, str | None] = {}
     for i, item in enumerate(entries):
         where = f"{place}[{i}]"
-        replica, key = (item, None) if isinstance(item, str) else (item["region"], item.get("kms-key-id"))
+        replica, key = (
+            (item, None) if isinstance(item, str) else (item["region"], item.get("kms-key-id"))
+        )
         if replica == region:
             raise InputError(
                 where,

@@ -163,9 +163,7 @@ def read_value(client: SecretsManagerClient, current: Current) -> Current:
         if error_code(exc) == "ResourceNotFoundException":
             # Created, but no version yet (or gone since ListSecrets): nothing to compare with.
             return current
-        return replace(
-            current, read_error=f"cannot read the current value ({describe_error(exc)})"
-        )
+        return replace(current, read_error=f"cannot read the current value ({describe_error(exc)})")
     return replace(current, version_id=got.get("VersionId"), secret_string=got.get("SecretString"))
 
 
