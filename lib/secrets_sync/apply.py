@@ -240,12 +240,7 @@ def _replica_regions(desired: Desired, regions: tuple[str, ...]) -> list[Replica
     """AddReplicaRegions for these regions, each with the mapping's KMS key for it, if any:
     without one AWS encrypts the replica with that region's aws/secretsmanager key."""
     keys = dict(desired.spec.replica_kms_keys)
-    out: list[ReplicaRegionTypeTypeDef] = []
-    for region in regions:
-        out.append(
-            {"Region": region, "KmsKeyId": keys[region]} if region in keys else {"Region": region}
-        )
-    return out
+    return [{"Region": r, "KmsKeyId": keys[r]} if r in keys else {"Region": r} for r in regions]
 
 
 def _replica_outcome(
