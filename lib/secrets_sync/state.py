@@ -101,9 +101,9 @@ def _from_entry(entry: Any, region: str | None) -> Current:
 def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
     """Every secret whose name starts with prefix, planned deletions included.
 
-    ListSecrets' name filter is a case-sensitive prefix match, but it also matches words after
-    a separator and lags behind new secrets, so names are matched exactly here; a listed
-    secret whose primary is in another region is marked as that primary's replica."""
+    ListSecrets' name filter is a case-sensitive prefix match (the API reference's Filter);
+    names are matched exactly here all the same, whatever an endpoint's filter lets through. A
+    listed secret whose primary is in another region is marked as that primary's replica."""
     region = client.meta.region_name
     kwargs: dict[str, Any] = {"IncludePlannedDeletion": True, "MaxResults": PAGE_SIZE}
     if prefix:
