@@ -100,8 +100,8 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
         return Step(
             name,
             Action.CONFLICT,
-            f"it is a replica of the secret in {current.replica_of}, which Secrets Manager keeps "
-            f"it in step with; manage it there (a sync with aws-region: {current.replica_of})",
+            f"it is a replica of the secret in {current.replica_of} (Secrets Manager keeps it in "
+            f"step with that primary); manage it there, with aws-region: {current.replica_of}",
             desired,
             current,
         )
