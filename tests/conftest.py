@@ -1,5 +1,5 @@
-"""Fixtures: moto in server mode on a loopback port, a recording proxy in front of it, and the
-action run as a subprocess against them."""
+"""Fixtures: moto in server mode on a loopback port, a recording proxy in front of it that answers
+as real AWS does where moto is kinder, and the action run as a subprocess against them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from moto.server import ThreadedMotoServer
 
 from tests.support.action import ActionRun, run_action
 from tests.support.proxy import AwsProxy, Faults
+from tests.support.realaws import RealAws
 
 REGION = "us-east-1"
 
@@ -44,8 +45,14 @@ def moto(moto_url: str) -> str:
 
 
 @pytest.fixture
-def proxy(moto: str) -> Iterator[AwsProxy]:
-    with AwsProxy(moto, Faults()) as p:
+def realaws(moto: str) -> RealAws:
+    """What AWS does where moto is kinder (tests/support/realaws.py), for the proxy to model."""
+    return RealAws(moto, REGION)
+
+
+@pytest.fixture
+def proxy(moto: str, realaws: RealAws) -> Iterator[AwsProxy]:
+    with AwsProxy(moto, Faults(), model=realaws) as p:
         yield p
 
 

@@ -282,6 +282,19 @@ CASES = [
     # Tags
     pytest.param(m("a: {keys: [A], tags: {'aws:x': y}}", "secrets.a.tags", "aws:"), id="tag-aws"),
     pytest.param(m("a: {keys: [A], tags: {'AWS:x': y}}", "secrets.a.tags", "aws:"), id="tag-AWS"),
+    pytest.param(
+        m("a: {keys: [A], tags: {Team: 'aws:x'}}", "secrets.a.tags.Team", "aws:"),
+        id="tag-value-aws",
+    ),
+    pytest.param(
+        Case(
+            {"secrets": "a: A", "default-tags": "Team: 'AWS:core'"},
+            "input `default-tags`.Team",
+            env={"A": "a-value"},
+            mentions="aws:",
+        ),
+        id="default-tags-value-aws",
+    ),
     pytest.param(m(f"a: {{keys: [A], tags: {TAGS_51}}}", "secrets.a.tags", "50"), id="tags-51"),
     pytest.param(
         m(f"a: {{keys: [A], tags: {TAGS_49}}}", "secrets.a.tags", "50"), id="tags-49-plus-ours"
@@ -321,6 +334,42 @@ CASES = [
     pytest.param(
         m("a: {keys: [A], replica-regions: [mars-1]}", "secrets.a.replica-regions[0]", "region"),
         id="replica-region-bad",
+    ),
+    pytest.param(
+        m(
+            "a: {keys: [A], replica-regions: [{region: mars-1}]}",
+            "secrets.a.replica-regions[0].region",
+            "region",
+        ),
+        id="replica-region-bad-in-object",
+    ),
+    pytest.param(
+        m("a: {keys: [A], replica-regions: [{kms-key-id: k}]}", "secrets.a.replica-regions[0]"),
+        id="replica-without-region",
+    ),
+    pytest.param(
+        m(
+            "a: {keys: [A], replica-regions: [{region: eu-west-1, kms: k}]}",
+            "secrets.a.replica-regions[0]",
+            "kms-key-id",
+        ),
+        id="replica-unknown-field",
+    ),
+    pytest.param(
+        m(
+            "a: {keys: [A], replica-regions: [eu-west-1, {region: eu-west-1, kms-key-id: k}]}",
+            "secrets.a.replica-regions[1]",
+            "twice",
+        ),
+        id="replica-region-twice",
+    ),
+    pytest.param(
+        m(
+            f"a: {{keys: [A], replica-regions: [eu-west-1, {REGION}]}}",
+            "secrets.a.replica-regions[1]",
+            "own region",
+        ),
+        id="replica-region-is-the-runs-own",
     ),
     pytest.param(
         m("a: {keys: [A], k8s: {secret: Bad_Name}}", "secrets.a.k8s.secret", "Kubernetes"),

@@ -104,6 +104,8 @@ def mappings_in_examples():
         for step in steps:
             if "secrets" in step.get("with", {}):
                 found.append(pytest.param(step["with"]["secrets"], id=f"README:{i}"))
+        if isinstance(doc, dict) and isinstance(doc.get("secrets"), str):  # a `with:` excerpt
+            found.append(pytest.param(doc["secrets"], id=f"README:{i}:with"))
     return found
 
 

@@ -65,7 +65,8 @@ def test_only_exact_scope_tags_of_this_repository_make_a_secret_ours(action, pro
 
 
 def test_never_outside_the_prefix(action, proxy, sm):
-    # ListSecrets' name filter ignores case and matches words: we match the prefix exactly.
+    # Whatever the name filter lets through (moto's ignores case; AWS's is case-sensitive), we
+    # match the prefix exactly.
     for name in ("ap/ours", "app-other/ours", "xapp/ours", "App/ours", "APP/ours", "/app/ours"):
         sm.create_secret(Name=name, SecretString="x", Tags=OURS)
     run = action(KEEP, env=ENV)

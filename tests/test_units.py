@@ -32,7 +32,7 @@ def test_every_shape_of_the_contract():
         b: [B1, B2]
         c: {keys: {api_key: C1, hook: C2}, description: D, tags: {Team: x}, kms-key-id: k,
             replica-regions: [eu-west-1], k8s: {secret: app-secrets}}
-        d: {keys: [D1]}
+        d: {keys: [D1], replica-regions: [{region: eu-west-2, kms-key-id: alias/eu}, ap-south-1]}
         e: {value: E1, tags: {Env: dev}}
         """.replace("\n        ", "\n"),
         "secrets",
@@ -48,6 +48,9 @@ def test_every_shape_of_the_contract():
     assert by["c"].kms_key_id == "k"
     assert by["a"].kms_key_id == "dk"
     assert by["c"].replica_regions == ("eu-west-1",)
+    assert by["c"].replica_kms_keys == ()  # its replica gets aws/secretsmanager there
+    assert by["d"].replica_regions == ("eu-west-2", "ap-south-1")
+    assert by["d"].replica_kms_keys == (("eu-west-2", "alias/eu"),)
     assert by["c"].k8s == K8sTarget("app-secrets", "default")
     assert dict(by["c"].tags) == {"Env": "prod", "Cost": "1", "Team": "x"}
     assert not by["e"].is_json
@@ -155,6 +158,11 @@ def current(**kw):
         ({"tags": {**OURS, "secrets-sync:repository": "o/r"}}, True, Action.CONFLICT, "o/r"),
         ({"rotation_enabled": True}, True, Action.CONFLICT, "rotation"),
         ({"deleted": True, "secret_string": None}, True, Action.RESTORE, "scheduled"),
+        # A replica here of a primary elsewhere carries the primary's tags, ours too.
+        ({"replica_of": "eu-west-1"}, True, Action.CONFLICT, "replica of the secret in eu-west-1"),
+        # TagResource adds to the tags a secret has: 49 of its own and our 2 exceed 50.
+        ({"tags": {f"T{n}": "v" for n in range(49)}}, True, Action.CONFLICT, "allows 50"),
+        ({"tags": {**OURS, **{f"T{n}": "v" for n in range(48)}}}, True, Action.UNCHANGED, ""),
     ],
 )
 def test_plan_secret(cur, adopt, action, reason):
@@ -175,6 +183,13 @@ def test_plan_unreadable_value_fails_that_secret_only():
     assert "AccessDenied" in step.error
 
 
+@pytest.mark.parametrize(("wanted", "has"), [("", None), ("", ""), (None, "d"), ("d", "d")])
+def test_an_empty_description_is_no_description(wanted, has):
+    text = "k: {keys: [K]" + ("" if wanted is None else f", description: '{wanted}'") + "}"
+    step = plan_secret(desired(text), current(description=has), repository=REPO, adopt=True)
+    assert step.action is Action.UNCHANGED
+
+
 def test_same_value_compares_json_only_for_json_secrets():
     assert same_value('{"a": 1}', '{"a":1}', is_json=True)
     assert not same_value('{"a": 1}', '{"a":1}', is_json=False)
@@ -191,6 +206,7 @@ def test_prune_scope_and_max_deletions():
         ),
         "untagged": current(name="untagged", arn="arn:u", tags={}),
         "deleted": current(name="deleted", arn="arn:d", deleted=True),
+        "replica": current(name="replica", arn="arn:r", replica_of="eu-west-1"),
     }
     steps = plan(wanted, now, repository=REPO, adopt=True, prune=True)
     assert [(s.name, s.action) for s in steps if s.action is Action.DELETE] == [

@@ -16,10 +16,13 @@ from botocore.exceptions import (
 )
 
 from .plan import Action, Step, owned_by, plan_secret, value_change
-from .state import describe_error, error_code, read_one, read_value
+from .state import Current, describe_error, error_code, read_one, read_value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import ReplicaRegionTypeTypeDef
+
+    from .sources import Desired
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -34,6 +37,22 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 RETRY_PAUSE_SECONDS = 1.0
+# A hard quota (secrets per Region, versions per secret, ...): no retry can succeed. botocore
+# counts it as throttling, so it would retry it for half a minute and slow every other thread.
+QUOTA_CODE = "LimitExceededException"
+
+
+def stop_retrying_quotas(client: SecretsManagerClient) -> None:
+    """Make a LimitExceededException final at its first answer: raised before botocore's retry
+    handler (and its adaptive rate limiter) see it, as the client would raise it at the end."""
+
+    def final(response: Any = None, operation: Any = None, **_: Any) -> None:
+        parsed = response[1] if response else None
+        if parsed and parsed.get("Error", {}).get("Code") == QUOTA_CODE:
+            raise client.exceptions.LimitExceededException(parsed, operation.name)
+
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register_first(event, final)
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,11 @@ class Applier:
             return self._run(step)
         except (ClientError, BotoCoreError) as exc:
             problem, transient = _describe(exc), is_transient(exc)
+            if error_code(exc) == QUOTA_CODE:
+                problem += (
+                    " (a Secrets Manager quota, not a rate: not retried. See the quotas page "
+                    "of the Secrets Manager user guide; free room, or ask AWS for more.)"
+                )
         except (KeyError, TypeError) as exc:
             # An answer without what the API promises (e.g. no ARN): this secret failed, and
             # the others, and the outputs of those done, still stand.
@@ -92,6 +116,14 @@ class Applier:
                 return Result(step, step.action, arn, error=step.reason)
             case Action.DELETE:
                 assert arn is not None
+                # AWS refuses to delete a primary that still has replicas: they go first (and
+                # at once: a replica has no recovery window; a restored primary that is in the
+                # mapping again gets them back from the next sync).
+                replicas = client.describe_secret(SecretId=arn).get("ReplicationStatus", [])
+                if replicas:
+                    client.remove_regions_from_replication(
+                        SecretId=arn, RemoveReplicaRegions=[r["Region"] for r in replicas]
+                    )
                 client.delete_secret(SecretId=arn, RecoveryWindowInDays=self.recovery_window_days)
                 return Result(step, step.action, arn)
             case Action.CREATE:
@@ -127,11 +159,25 @@ class Applier:
             version = answer.get("VersionId") or version
         if step.tags:
             client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in step.tags])
-        if step.replica_regions:
-            client.replicate_secret_to_regions(
-                SecretId=arn, AddReplicaRegions=[{"Region": r} for r in step.replica_regions]
+        return self._replicate(step, Result(step, step.action, arn, version))
+
+    def _replicate(self, step: Step, done: Result) -> Result:
+        """Add the missing replicas, and again those AWS reports as failed (they must be removed
+        first: a region is replicated once). A failed one stays failed, with AWS's reason, until
+        AWS answers it is in sync; the next run retries it."""
+        assert step.desired is not None
+        failed = dict(step.failed_replicas)
+        regions = (*failed, *step.replica_regions)
+        if not regions:
+            return done
+        if failed:
+            self.client.remove_regions_from_replication(
+                SecretId=step.arn or "", RemoveReplicaRegions=list(failed)
             )
-        return Result(step, step.action, arn, version)
+        answer = self.client.replicate_secret_to_regions(
+            SecretId=step.arn or "", AddReplicaRegions=_replica_regions(step.desired, regions)
+        )
+        return _replica_outcome(done, answer.get("ReplicationStatus", []), regions, failed)
 
     def _create(self, step: Step) -> Result:
         assert step.desired is not None
@@ -146,15 +192,26 @@ class Applier:
         if spec.kms_key_id:
             kwargs["KmsKeyId"] = spec.kms_key_id
         if spec.replica_regions:
-            kwargs["AddReplicaRegions"] = [{"Region": r} for r in spec.replica_regions]
+            kwargs["AddReplicaRegions"] = _replica_regions(step.desired, spec.replica_regions)
         try:
             answer = self.client.create_secret(**kwargs)
         except ClientError as exc:
-            if error_code(exc) != "ResourceExistsException":
+            code = error_code(exc)
+            if code == "InvalidRequestException":
+                # AWS's answer when the name is scheduled for deletion (ListSecrets may not have
+                # shown it yet): restore it and write, as for a lost race. Any other cause of
+                # this code is no race, and stands.
+                current = read_one(self.client, step.name)
+                if current is None or not current.deleted:
+                    raise
+                return self._replan(step, current, lost_race=True)
+            if code != "ResourceExistsException":
                 raise
             # Another run (or ListSecrets' lag) got there first: read it and carry on from there.
             return self.resync(step, lost_race=True)
-        return Result(step, Action.CREATE, answer["ARN"], answer.get("VersionId"))
+        done = Result(step, Action.CREATE, answer["ARN"], answer.get("VersionId"))
+        statuses = answer.get("ReplicationStatus", [])
+        return _replica_outcome(done, statuses, spec.replica_regions, {})
 
     def _changed_since_read(self, step: Step) -> str | None:
         """A merge writes the keys it does not own back as it read them: re-read just before
@@ -170,7 +227,9 @@ class Applier:
 
     def resync(self, step: Step, *, lost_race: bool = False) -> Result:
         """Re-read one secret and apply a fresh plan for it; never writes blind."""
-        current = read_one(self.client, step.name)
+        return self._replan(step, read_one(self.client, step.name), lost_race=lost_race)
+
+    def _replan(self, step: Step, current: Current | None, *, lost_race: bool = False) -> Result:
         if step.desired is None:  # a delete: done if it is already scheduled or gone
             if current is None or current.deleted:
                 return Result(step, step.action, step.arn)
@@ -206,6 +265,33 @@ def _value_args(step: Step) -> dict[str, Any]:
 
 
 _LANDING = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE})
+
+
+def _replica_regions(desired: Desired, regions: tuple[str, ...]) -> list[ReplicaRegionTypeTypeDef]:
+    """AddReplicaRegions for these regions, each with the mapping's KMS key for it, if any:
+    without one AWS encrypts the replica with that region's aws/secretsmanager key."""
+    keys = dict(desired.spec.replica_kms_keys)
+    return [{"Region": r, "KmsKeyId": keys[r]} if r in keys else {"Region": r} for r in regions]
+
+
+def _replica_outcome(
+    done: Result, statuses: Any, regions: tuple[str, ...], was_failed: dict[str, str]
+) -> Result:
+    """The write stands; a replica AWS reports as failed (or that failed before and is not yet
+    in sync again) makes the secret fail, with AWS's reason, so that it is not hidden."""
+    status = {s["Region"]: s for s in statuses}
+    problems = []
+    for region in regions:
+        got = status.get(region, {})
+        if got.get("Status") == "Failed":
+            reason = got.get("StatusMessage") or "no reason given"
+            problems.append(f"the replica in {region} failed: {reason}")
+        elif region in was_failed and got.get("Status") != "InSync":
+            reason = was_failed[region]
+            problems.append(f"the replica in {region} failed: {reason} (replication restarted)")
+    if not problems:
+        return done
+    return replace(done, error="; ".join(problems))
 
 
 def _describe(exc: BaseException) -> str:

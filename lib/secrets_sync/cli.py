@@ -124,6 +124,7 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         default_tags=default_tags,
         kms_key_id=settings.kms_key_id,
         update_policy=settings.update_policy,
+        region=settings.region,
     )
     eso.check(settings, secret_map.specs)
     values = sources.lookup(secret_map.specs, settings.values, env)
@@ -144,11 +145,12 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     )
 
     from . import credentials, state, summary
-    from .apply import Applier, apply_all, dry_run
+    from .apply import Applier, apply_all, dry_run, stop_retrying_quotas
     from .plan import merged_values, plan
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
+    stop_retrying_quotas(client)
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
@@ -159,6 +161,8 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         wanted = [d.name for d in desired if d.has_value]
         prefetched = state.prefetch_values(client, wanted, pool)
         current = listing.result()
+        unlisted = [name for name in wanted if name not in current]
+        current.update(state.read_unlisted(client, prefetched, unlisted, pool))
         to_read = [current[d.name] for d in desired if d.has_value and d.name in current]
         current.update(state.read_values(client, to_read, pool, prefetched))
         replicated = [

@@ -5,7 +5,9 @@ the name prefix; what it may change or delete is narrowed further by the tags ev
 (mapping.MANAGED_BY and mapping.REPOSITORY_TAG). Action names and condition keys follow the
 Secrets Manager service authorization reference: BatchGetSecretValue and ListSecrets take no
 resource ARN; CreateSecret with tags also needs TagResource, and with replicas
-ReplicateSecretToRegions; BatchGetSecretValue also needs GetSecretValue on every secret it reads.
+ReplicateSecretToRegions; BatchGetSecretValue also needs GetSecretValue on every secret it reads;
+RemoveRegionsFromReplication removes a pruned secret's replicas (AWS deletes no primary that has
+any) and a failed replica before it is replicated again.
 The trust policy lets only one repository's workflows (one branch, or one environment) assume
 the role with GitHub's OIDC token."""
 
@@ -103,6 +105,7 @@ def permissions_policy(
             "Effect": "Allow",
             "Action": [
                 "secretsmanager:GetSecretValue",
+                "secretsmanager:RemoveRegionsFromReplication",
                 "secretsmanager:ReplicateSecretToRegions",
                 "secretsmanager:RestoreSecret",
                 "secretsmanager:TagResource",

@@ -70,6 +70,7 @@ class SecretSpec:
     # Whether the policy was given (per secret or by the input): an implicit `replace` adopts
     # safely, refusing to drop JSON keys the mapping does not name.
     policy_given: bool = False
+    replica_kms_keys: tuple[tuple[str, str], ...] = ()  # (region, KMS key) the mapping names
 
     @property
     def is_json(self) -> bool:
@@ -439,7 +440,9 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
             f"{inst!r} is not a Kubernetes name.",
             "use lower-case letters, digits and '-' (and '.' in a secret name).",
         )
-    if kind == "pattern" and len(path) >= 2 and path[-2] == "replica-regions":
+    if kind == "pattern" and (
+        (len(path) >= 2 and path[-2] == "replica-regions") or (path and path[-1] == "region")
+    ):
         return path, f"{inst!r} is not an AWS region name.", "use a code such as `eu-west-1`."
     return path, error.message + ".", shapes
 
@@ -458,6 +461,12 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
                 f"{place}.{key}",
                 "this tag is set by secrets-sync itself.",
                 "remove it; every secret gets ManagedBy=secrets-sync and secrets-sync:repository.",
+            )
+        if value[:4].lower() == "aws:":
+            raise InputError(
+                f"{place}.{key}",
+                "the value starts with `aws:`, which AWS reserves in tag keys and values.",
+                "change the value.",
             )
         if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(value):
             raise InputError(
@@ -496,8 +505,10 @@ def load_mapping(
     default_tags: Mapping[str, str] | None = None,
     kms_key_id: str | None = None,
     update_policy: str | None = None,
+    region: str | None = None,
 ) -> SecretMapping:
-    """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix."""
+    """Parse, validate and normalise a mapping. Raises InputError naming the place and the fix.
+    `region` is the run's: a secret cannot be replicated to the region it lives in."""
     data = parse_document(text, origin)
     if data in ("", None):
         raise InputError(origin, "the mapping is empty.", "add at least one `name: SOURCE` line.")
@@ -518,7 +529,7 @@ def load_mapping(
                 f"{name}: ends in '-' and six characters, like the random suffix of a secret "
                 "ARN; a partial ARN lookup may match the wrong secret. Consider another name."
             )
-        spec = _spec(key, name, entry, place, default_tags or {}, kms_key_id)
+        spec = _spec(key, name, entry, place, default_tags or {}, kms_key_id, region)
         specs.append(_with_policy(spec, entry, place, update_policy))
     seen: set[str] = set()
     for spec in specs:
@@ -537,6 +548,7 @@ def _spec(
     place: str,
     default_tags: Mapping[str, str],
     default_kms: str | None,
+    region: str | None,
 ) -> SecretSpec:
     if isinstance(entry, str):
         entry = {"keys": [entry]}
@@ -557,6 +569,7 @@ def _spec(
     tags = {**default_tags, **entry.get("tags", {})}
     _check_tags(tags, f"{place}.tags")
     k8s = entry.get("k8s")
+    replicas = _replicas(entry.get("replica-regions", []), f"{place}.replica-regions", region)
     return SecretSpec(
         key=key,
         name=name,
@@ -566,10 +579,11 @@ def _spec(
         description=entry.get("description"),
         tags=tuple(sorted(tags.items())),
         kms_key_id=entry.get("kms-key-id") or default_kms,
-        replica_regions=tuple(entry.get("replica-regions", ())),
+        replica_regions=tuple(replicas),
         k8s=K8sTarget(k8s["secret"], k8s.get("namespace", "default")) if k8s else None,
         template=entry.get("template"),
         templates=templates,
+        replica_kms_keys=tuple((r, k) for r, k in replicas.items() if k),
     )
 
 
@@ -622,3 +636,23 @@ def _with_policy(spec: SecretSpec, entry: Any, place: str, default: str | None) 
     if policy is None:
         return spec
     return replace(spec, update_policy=policy, policy_given=True)
+
+
+def _replicas(entries: list[Any], place: str, region: str | None) -> dict[str, str | None]:
+    """`replica-regions` entries (a region, or `{region, kms-key-id}`) as region -> key."""
+    out: dict[str, str | None] = {}
+    for i, item in enumerate(entries):
+        where = f"{place}[{i}]"
+        replica, key = (
+            (item, None) if isinstance(item, str) else (item["region"], item.get("kms-key-id"))
+        )
+        if replica == region:
+            raise InputError(
+                where,
+                f"{replica} is the run's own region (aws-region): the secret itself lives there.",
+                "list only other regions to replicate to.",
+            )
+        if replica in out:
+            raise InputError(where, f"{replica} is listed twice.", "list each region once.")
+        out[replica] = key
+    return out

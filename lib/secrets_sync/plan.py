@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
-from .mapping import MANAGED_BY, REPOSITORY_TAG
+from .mapping import MANAGED_BY, MAX_TAGS, REPOSITORY_TAG
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
 
@@ -38,6 +38,8 @@ class Step:
     description: str | None = None  # set only when it differs
     tags: tuple[tuple[str, str], ...] = ()  # tags to set: missing or different
     replica_regions: tuple[str, ...] = ()  # regions to add
+    # Replicas AWS reports as failed, (region, AWS's StatusMessage): removed and added again.
+    failed_replicas: tuple[tuple[str, str], ...] = ()
     error: str | None = None  # known before any write (e.g. the value could not be read)
     # A merge: the owned keys it writes, and the whole JSON it writes (current keys kept).
     merged_keys: tuple[str, ...] = ()
@@ -195,6 +197,15 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             tags=tuple(sorted(tags.items())),
             replica_regions=spec.replica_regions,
         )
+    if current.replica_of is not None:
+        return Step(
+            name,
+            Action.CONFLICT,
+            f"it is a replica of the secret in {current.replica_of} (Secrets Manager keeps it in "
+            f"step with that primary); manage it there, with aws-region: {current.replica_of}",
+            desired,
+            current,
+        )
     owner = owned_by(current)
     if owner is not None and owner != repository:
         return Step(
@@ -218,15 +229,33 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             current,
         )
     missing_tags = tuple(sorted((k, v) for k, v in tags.items() if current.tags.get(k) != v))
+    # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all.
+    tag_count = len(current.tags.keys() | tags.keys())
+    if tag_count > MAX_TAGS:
+        return Step(
+            name,
+            Action.CONFLICT,
+            f"it has {len(current.tags)} tags and secrets-sync would bring it to {tag_count}; "
+            f"AWS allows {MAX_TAGS} on a secret: remove tags from it, or give it fewer here",
+            desired,
+            current,
+        )
+    # AWS leaves an empty description out of its answers: "" and none are the same.
     description = (
         spec.description
-        if spec.description is not None and spec.description != current.description
+        if spec.description is not None
+        and (spec.description or None) != (current.description or None)
         else None
     )
     replicas = (
         tuple(r for r in spec.replica_regions if r not in current.replica_regions)
         if current.replica_regions is not None
         else spec.replica_regions
+    )
+    failed = tuple(
+        (r.region, r.message or "no reason given")
+        for r in current.replicas or ()
+        if r.failed and r.region in spec.replica_regions
     )
     if current.deleted:
         return Step(
@@ -239,15 +268,16 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             description=description,
             tags=missing_tags,
             replica_regions=replicas,
+            failed_replicas=failed,
         )
     if current.read_error and not keeps_value:
         return Step(
             name,
             Action.UPDATE,
-            "current value unreadable",
+            "current state unreadable",
             desired,
             current,
-            error=f"cannot read the current value ({current.read_error})",
+            error=current.read_error,
         )
     adopting = " (adopting)" if owner is None else ""
     change = value_change(desired, current, adopting=owner is None)
@@ -267,14 +297,15 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             replica_regions=replicas,
             merged_keys=change.merged_keys,
             merged=change.merged,
+            failed_replicas=failed,
         )
-    if missing_tags or description is not None or replicas:
+    if missing_tags or description is not None or replicas or failed:
         what = [
             w
             for w, on in (
                 ("tags", missing_tags),
-                ("description", description),
-                ("replicas", replicas),
+                ("description", description is not None),
+                ("replicas", replicas or failed),
             )
             if on
         ]
@@ -287,6 +318,7 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
             description=description,
             tags=missing_tags,
             replica_regions=replicas,
+            failed_replicas=failed,
         )
     return Step(name, Action.UNCHANGED, "", desired, current)
 
@@ -312,6 +344,7 @@ def plan(
             if name.startswith(name_prefix)
             and name not in wanted
             and not c.deleted
+            and c.replica_of is None  # a replica is its primary's, wherever that is
             and owned_by(c) == repository
         ]
         if len(doomed) > max_deletions:

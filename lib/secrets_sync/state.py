@@ -20,6 +20,20 @@ PAGE_SIZE = 100  # ListSecrets returns at most 100 a page
 
 
 @dataclass(frozen=True)
+class Replica:
+    """One replica region of a secret, as DescribeSecret reports it."""
+
+    region: str
+    kms_key_id: str | None = None
+    status: str | None = None  # InSync, InProgress or Failed
+    message: str | None = None  # AWS's StatusMessage: why it failed
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "Failed"
+
+
+@dataclass(frozen=True)
 class Current:
     """A secret as Secrets Manager has it. The value is kept out of repr."""
 
@@ -29,11 +43,18 @@ class Current:
     tags: dict[str, str] = field(default_factory=dict)
     deleted: bool = False
     rotation_enabled: bool = False
-    replica_regions: tuple[str, ...] | None = None  # None: not read
+    replicas: tuple[Replica, ...] | None = None  # None: not read
     version_id: str | None = None
     secret_string: str | None = field(default=None, repr=False)
     secret_binary: bytes | None = field(default=None, repr=False)
-    read_error: str | None = None  # why the value could not be read
+    read_error: str | None = None  # what could not be read, and why
+    # The primary's region when this is a replica of a secret kept there: Secrets Manager keeps
+    # it in step with its primary, tags included, and refuses writes to it here.
+    replica_of: str | None = None
+
+    @property
+    def replica_regions(self) -> tuple[str, ...] | None:
+        return None if self.replicas is None else tuple(r.region for r in self.replicas)
 
 
 def error_code(exc: BaseException) -> str:
@@ -56,7 +77,15 @@ def read_fix(exc: BaseException, permission: str) -> str:
     return "check the network and the endpoint (AWS_ENDPOINT_URL*, region), then rerun."
 
 
-def _from_entry(entry: Any) -> Current:
+def _replicas(statuses: Any) -> tuple[Replica, ...]:
+    return tuple(
+        Replica(r["Region"], r.get("KmsKeyId"), r.get("Status"), r.get("StatusMessage"))
+        for r in statuses
+    )
+
+
+def _from_entry(entry: Any, region: str | None) -> Current:
+    primary = entry.get("PrimaryRegion")
     return Current(
         name=entry["Name"],
         arn=entry["ARN"],
@@ -64,19 +93,19 @@ def _from_entry(entry: Any) -> Current:
         tags={t["Key"]: t["Value"] for t in entry.get("Tags", [])},
         deleted=entry.get("DeletedDate") is not None,
         rotation_enabled=bool(entry.get("RotationEnabled")),
-        replica_regions=(
-            tuple(r["Region"] for r in entry["ReplicationStatus"])
-            if "ReplicationStatus" in entry
-            else None
-        ),
+        # ListSecrets has no ReplicationStatus (DescribeSecret has): None means "not read".
+        replicas=_replicas(entry["ReplicationStatus"]) if "ReplicationStatus" in entry else None,
+        replica_of=primary if primary and region and primary != region else None,
     )
 
 
 def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
     """Every secret whose name starts with prefix, planned deletions included.
 
-    ListSecrets' name filter is a case-insensitive prefix match, so names are matched exactly
-    here."""
+    ListSecrets' name filter is a case-sensitive prefix match (the API reference's Filter);
+    names are matched exactly here all the same, whatever an endpoint's filter lets through. A
+    listed secret whose primary is in another region is marked as that primary's replica."""
+    region = client.meta.region_name
     kwargs: dict[str, Any] = {"IncludePlannedDeletion": True, "MaxResults": PAGE_SIZE}
     if prefix:
         kwargs["Filters"] = [{"Key": "name", "Values": [prefix]}]
@@ -86,7 +115,7 @@ def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
             page = client.list_secrets(**kwargs)
             for entry in page.get("SecretList", []):
                 if entry["Name"].startswith(prefix):
-                    found[entry["Name"]] = _from_entry(entry)
+                    found[entry["Name"]] = _from_entry(entry, region)
             token = page.get("NextToken")
             if not token:
                 return found
@@ -140,7 +169,7 @@ def read_value(client: SecretsManagerClient, current: Current) -> Current:
         if error_code(exc) == "ResourceNotFoundException":
             # Created, but no version yet (or gone since ListSecrets): nothing to compare with.
             return current
-        return replace(current, read_error=describe_error(exc))
+        return replace(current, read_error=f"cannot read the current value ({describe_error(exc)})")
     return _with_value(current, got)
 
 
@@ -200,9 +229,34 @@ def read_replicas(client: SecretsManagerClient, current: Current) -> Current:
     try:
         answer = client.describe_secret(SecretId=current.arn)
     except ClientError as exc:
-        return replace(current, read_error=describe_error(exc))
-    regions = tuple(r["Region"] for r in answer.get("ReplicationStatus", []))
-    return replace(current, replica_regions=regions)
+        return replace(
+            current,
+            read_error=f"cannot read its replicas with DescribeSecret ({describe_error(exc)})",
+        )
+    return replace(current, replicas=_replicas(answer.get("ReplicationStatus", [])))
+
+
+def read_unlisted(
+    client: SecretsManagerClient,
+    prefetched: Mapping[str, Any],
+    names: Iterable[str],
+    executor: ThreadPoolExecutor,
+) -> dict[str, Current]:
+    """Secrets that BatchGetSecretValue found by name but ListSecrets left out: the listing lags
+    behind new secrets by minutes. DescribeSecret says what the listing would have (tags,
+    replicas), so a rerun soon after a create neither tries to create it again nor misses it."""
+
+    def one(name: str) -> Current | None:
+        try:
+            entry = client.describe_secret(SecretId=name)
+        except (ClientError, BotoCoreError):
+            return None  # planned as a create, whose answer then says what is there
+        got = prefetched[name]
+        current = _from_entry(entry, client.meta.region_name)
+        return _with_value(current, got) if got.get("ARN") == current.arn else current
+
+    found = executor.map(one, [n for n in names if n in prefetched])
+    return {c.name: c for c in found if c is not None}
 
 
 def read_one(client: SecretsManagerClient, name: str) -> Current | None:
@@ -213,5 +267,5 @@ def read_one(client: SecretsManagerClient, name: str) -> Current | None:
         if error_code(exc) == "ResourceNotFoundException":
             return None
         raise
-    current = _from_entry(entry)
+    current = _from_entry(entry, client.meta.region_name)
     return current if current.deleted else read_value(client, current)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
@@ -76,11 +76,25 @@ def parse_call(headers: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
     return "other", "", {}
 
 
+class Model(Protocol):
+    """What the real service does where the emulator behind the proxy is kinder: refuse a call
+    moto would take, or change an answer moto gave (tests/support/realaws.py is the one)."""
+
+    def refuse(self, call: Call) -> tuple[int, str, str] | None:
+        """(status, error code, message) for a call AWS refuses, before it reaches moto."""
+
+    def answered(self, call: Call, payload: bytes) -> bytes:
+        """The body AWS would give for a call moto answered with 200."""
+
+
 class AwsProxy:
-    def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+    def __init__(
+        self, upstream: str, faults: Faults | None = None, model: Model | None = None
+    ) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.faults = faults or Faults()
+        self.model = model
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         # In-flight bookkeeping: the high-water mark of concurrent requests, overall and per
@@ -185,6 +199,11 @@ class AwsProxy:
             self._record(replace(call, status=status))
             self._fault(handler, status, call)
             return
+        refusal = self.model.refuse(call) if self.model is not None else None
+        if refusal is not None:
+            self._record(replace(call, status=refusal[0]))
+            AwsProxy._send_error(handler, *refusal, call.service)
+            return
         conn = HTTPConnection(*self.upstream, timeout=60)
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_HEADERS}
         conn.request(handler.command, handler.path, body=body, headers=headers)
@@ -196,6 +215,8 @@ class AwsProxy:
             self._record(replace(call, status=late, forwarded=True))
             self._fault(handler, late, call)
             return
+        if answer.status == 200 and self.model is not None:
+            payload = self.model.answered(call, payload)
         self._record(replace(call, status=answer.status, forwarded=True))
         handler.send_response(answer.status)
         for key, value in answer.getheaders():
@@ -240,7 +261,12 @@ class AwsProxy:
             code, message = "AccessDeniedException", "injected: not authorized"
         else:
             code, message = "InternalServiceError", "injected: service unavailable"
-        message = message if text is None else text
+        AwsProxy._send_error(handler, status, code, message if text is None else text, service)
+
+    @staticmethod
+    def _send_error(
+        handler: BaseHTTPRequestHandler, status: int, code: str, message: str, service: str
+    ) -> None:
         if service == "sts":
             payload = (
                 f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"

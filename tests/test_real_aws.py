@@ -1,0 +1,311 @@
+"""Where real Secrets Manager is stricter than moto: the test layer that models it
+(tests/support/realaws.py, in every suite's proxy), and the action against it end to end:
+replicas (prune, replicas of other regions' primaries, failed replicas, their KMS keys), quotas,
+the tag limit on adopted secrets, empty descriptions, creates over planned deletions, and the
+messages of what could not be read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import REGION
+from tests.support.action import OURS, WRITES, assert_run_clean
+
+ELSEWHERE = "eu-west-1"
+KEEP = {"secrets": "keep: KEEP", "name-prefix": "app/", "prune": "true"}
+ENV = {"KEEP": "keep-real-canary"}
+
+
+def client(url: str, region: str = REGION) -> Any:
+    return boto3.client(
+        "secretsmanager",
+        region_name=region,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def code_of(caught: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(caught.value.response["Error"]["Code"])
+
+
+def ops_on(proxy: Any, name: str) -> list[tuple[str, int]]:
+    return [(c.operation, c.status) for c in proxy.calls if name in str(c.secret_id)]
+
+
+def value(sm: Any, name: str) -> Any:
+    return json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
+
+
+# The layer itself ---------------------------------------------------------------------------
+
+
+def test_writes_and_creates_over_a_planned_deletion_are_refused(proxy, sm):
+    via = client(proxy.url)
+    sm.create_secret(Name="gone", SecretString="x")
+    sm.delete_secret(SecretId="gone", RecoveryWindowInDays=7)
+    sm.put_secret_value(SecretId="gone", SecretString="y")  # moto alone takes it
+    for write in (
+        lambda: via.put_secret_value(SecretId="gone", SecretString="z"),
+        lambda: via.tag_resource(SecretId="gone", Tags=[{"Key": "a", "Value": "b"}]),
+        lambda: via.update_secret(SecretId="gone", Description="d"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            write()
+        assert code_of(caught) == "InvalidRequestException"
+        assert "marked for deletion" in str(caught.value)
+    with pytest.raises(ClientError) as caught:
+        sm.create_secret(Name="gone", SecretString="x")
+    assert code_of(caught) == "ResourceExistsException"  # moto's answer
+    with pytest.raises(ClientError) as caught:
+        via.create_secret(Name="gone", SecretString="x")
+    assert code_of(caught) == "InvalidRequestException"  # AWS's
+    assert "scheduled for deletion" in str(caught.value)
+
+
+def test_a_primary_with_replicas_cannot_be_deleted(proxy, sm):
+    via = client(proxy.url)
+    sm.create_secret(Name="p", SecretString="x", AddReplicaRegions=[{"Region": ELSEWHERE}])
+    with pytest.raises(ClientError) as caught:
+        via.delete_secret(SecretId="p", RecoveryWindowInDays=7)
+    assert code_of(caught) == "InvalidParameterException"
+    assert f"still has replica regions [{ELSEWHERE}]" in str(caught.value)
+    via.remove_regions_from_replication(SecretId="p", RemoveReplicaRegions=[ELSEWHERE])
+    via.delete_secret(SecretId="p", RecoveryWindowInDays=7)
+
+
+def test_tag_limit_counts_the_tags_a_secret_has_and_descriptions_are_bounded(proxy, sm):
+    via = client(proxy.url)
+    sm.create_secret(
+        Name="t", SecretString="x", Tags=[{"Key": f"T{n}", "Value": "v"} for n in range(49)]
+    )
+    with pytest.raises(ClientError) as caught:
+        via.tag_resource(
+            SecretId="t", Tags=[{"Key": "A", "Value": "1"}, {"Key": "B", "Value": "2"}]
+        )
+    assert code_of(caught) == "InvalidParameterException"
+    via.tag_resource(
+        SecretId="t", Tags=[{"Key": "T0", "Value": "again"}, {"Key": "A", "Value": "1"}]
+    )
+    with pytest.raises(ClientError) as caught:
+        via.update_secret(SecretId="t", Description="d" * 2049)
+    assert code_of(caught) == "ValidationException"
+    via.update_secret(SecretId="t", Description="d" * 2048)
+
+
+def test_listing_lags_behind_new_secrets_and_shows_no_replication_status(proxy, sm, realaws):
+    via = client(proxy.url)
+    sm.create_secret(Name="old", SecretString="x", AddReplicaRegions=[{"Region": ELSEWHERE}])
+    via.create_secret(Name="fresh", SecretString="x")
+
+    def listed() -> dict[str, Any]:
+        return {e["Name"]: e for e in via.list_secrets()["SecretList"]}
+
+    assert sorted(listed()) == [
+        "old"
+    ]  # AWS: "might not reflect changes from the last five minutes"
+    assert "ReplicationStatus" not in listed()["old"]  # DescribeSecret has it, ListSecrets not
+    assert via.describe_secret(SecretId="fresh")["Name"] == "fresh"
+    realaws.settle()
+    assert sorted(listed()) == ["fresh", "old"]
+
+
+# Replicas ---------------------------------------------------------------------------------
+
+
+def test_prune_removes_the_replicas_then_schedules_the_deletion(action, proxy, sm, moto):
+    sm.create_secret(
+        Name="app/gone", SecretString="x", Tags=OURS, AddReplicaRegions=[{"Region": ELSEWHERE}]
+    )
+    run = action(KEEP, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert run.json("deleted") == ["app/gone"]
+    assert [op for op, _ in ops_on(proxy, "app/gone")] == [
+        "DescribeSecret",
+        "RemoveRegionsFromReplication",
+        "DeleteSecret",
+    ]
+    assert "DeletedDate" in sm.describe_secret(SecretId="app/gone")
+    assert client(moto, ELSEWHERE).list_secrets()["SecretList"] == []
+
+    proxy.reset()
+    again = action(KEEP, env=ENV)  # converged: nothing left to do
+    assert again.returncode == 0, again.stdout
+    assert again.json("deleted") == []
+
+
+def test_a_replica_of_another_regions_primary_is_never_ours(action, proxy, sm, moto):
+    # The primary lives in eu-west-1 and carries our tags: so does its replica here.
+    client(moto, ELSEWHERE).create_secret(
+        Name="app/theirs",
+        SecretString='{"X":"primary-canary"}',
+        Tags=OURS,
+        AddReplicaRegions=[{"Region": REGION}],
+    )
+    sm.create_secret(Name="app/gone", SecretString="x", Tags=OURS)
+    run = action({**KEEP, "max-deletions": "1"}, env=ENV)  # the replica is not counted
+    assert run.returncode == 0, run.stdout
+    assert run.json("deleted") == ["app/gone"]
+    assert [c.secret_id for c in proxy.calls if c.operation == "DeleteSecret"] == [
+        sm.describe_secret(SecretId="app/gone")["ARN"]
+    ]
+
+    proxy.reset()
+    named = action({"secrets": "theirs: X", "name-prefix": "app/"}, env={"X": "mine-canary"})
+    assert named.returncode == 1
+    result = named.results()["app/theirs"]
+    assert result["action"] == "conflict"
+    assert f"replica of the secret in {ELSEWHERE}" in result["error"]
+    assert f"aws-region: {ELSEWHERE}" in result["error"]
+    assert not WRITES & set(proxy.ops())
+    assert_run_clean(named, ["mine-canary", "primary-canary"])
+
+
+def test_a_failed_replica_is_reported_with_awss_reason_and_retried(action, proxy, sm, moto):
+    elsewhere = client(moto, ELSEWHERE)
+    elsewhere.create_secret(Name="app/key", SecretString="someone-elses")  # blocks the replica
+    inputs = {
+        "secrets": f"key: {{keys: [K], replica-regions: [{ELSEWHERE}]}}",
+        "name-prefix": "app/",
+    }
+    env = {"K": "replicated-canary"}
+
+    first = action(inputs, env=env)
+    assert first.returncode == 1
+    result = first.results()["app/key"]
+    assert result["action"] == "create"
+    assert f"the replica in {ELSEWHERE} failed" in result["error"]
+    assert "already exists" in result["error"]  # AWS's StatusMessage
+    assert first.json("failed") == ["app/key"]
+    assert value(sm, "app/key") == {"K": "replicated-canary"}  # the write itself stands
+    assert "app/key" in first.json("arns")
+
+    proxy.reset()
+    second = action(inputs, env=env)  # still blocked: failed again, and retried
+    assert second.returncode == 1
+    assert "already exists" in second.results()["app/key"]["error"]
+    assert [
+        op for op, _ in ops_on(proxy, "app/key") if op in WRITES | {"RemoveRegionsFromReplication"}
+    ] == [
+        "RemoveRegionsFromReplication",
+        "ReplicateSecretToRegions",
+    ]
+
+    elsewhere.delete_secret(SecretId="app/key", ForceDeleteWithoutRecovery=True)
+    third = action(inputs, env=env)  # the cause is gone: the retry succeeds
+    assert third.returncode == 0, third.stdout
+    assert third.results()["app/key"]["action"] == "tag"
+    statuses = sm.describe_secret(SecretId="app/key")["ReplicationStatus"]
+    assert [(s["Region"], s["Status"]) for s in statuses] == [(ELSEWHERE, "InSync")]
+
+    proxy.reset()
+    fourth = action(inputs, env=env)
+    assert fourth.returncode == 0, fourth.stdout
+    assert fourth.json("unchanged") == ["app/key"]
+    assert not WRITES & set(proxy.ops())
+    assert_run_clean(fourth, ["replicated-canary"])
+
+
+def test_each_replica_region_may_name_its_kms_key(action, proxy, sm):
+    mapping = (
+        "key: {keys: [K], replica-regions: [{region: eu-west-1, kms-key-id: alias/eu-key}, "
+        "eu-west-2]}"
+    )
+    run = action({"secrets": mapping, "name-prefix": "app/"}, env={"K": "kms-canary"})
+    assert run.returncode == 0, run.stdout
+    (create,) = [c for c in proxy.calls if c.operation == "CreateSecret"]
+    assert create.body["AddReplicaRegions"] == [
+        {"Region": "eu-west-1", "KmsKeyId": "alias/eu-key"},
+        {"Region": "eu-west-2"},  # AWS then uses aws/secretsmanager in eu-west-2
+    ]
+
+    proxy.reset()
+    more = mapping.replace("eu-west-2]", "eu-west-2, {region: ap-south-1, kms-key-id: alias/ap}]")
+    run = action({"secrets": more, "name-prefix": "app/"}, env={"K": "kms-canary"})
+    assert run.returncode == 0, run.stdout
+    (added,) = [c for c in proxy.calls if c.operation == "ReplicateSecretToRegions"]
+    assert added.body["AddReplicaRegions"] == [{"Region": "ap-south-1", "KmsKeyId": "alias/ap"}]
+
+
+def test_reading_replicas_that_fails_says_so(action, proxy, sm):
+    sm.create_secret(Name="app/key", SecretString='{"K":"read-canary"}', Tags=OURS)
+    proxy.faults.rule = lambda c: 403 if c.operation == "DescribeSecret" else None
+    run = action(
+        {"secrets": "key: {keys: [K], replica-regions: [eu-west-1]}", "name-prefix": "app/"},
+        env={"K": "read-canary"},
+    )
+    assert run.returncode == 1
+    error = run.results()["app/key"]["error"]
+    assert "cannot read its replicas with DescribeSecret" in error
+    assert "AccessDeniedException" in error
+    assert "current value" not in error
+    assert not WRITES & set(proxy.ops())
+
+
+# Quotas, limits and planned deletions --------------------------------------------------------
+
+
+def test_a_hard_quota_fails_that_secret_at_once_with_no_retry_storm(action, proxy, sm, realaws):
+    for i in range(2):
+        sm.create_secret(Name=f"q/old{i}", SecretString=json.dumps({f"OLD{i}": "stale"}), Tags=OURS)
+    realaws.secrets_quota = 2  # the Region is full: no more secrets
+    env = {"OLD0": "o0-canary", "OLD1": "o1-canary", "NEW0": "n0-canary", "NEW1": "n1-canary"}
+    mapping = "old0: OLD0\nold1: OLD1\nnew0: NEW0\nnew1: NEW1"
+    run = action({"secrets": mapping, "name-prefix": "q/"}, env=env)
+    assert run.returncode == 1
+    assert sorted(run.json("failed")) == ["q/new0", "q/new1"]
+    assert sorted(run.json("updated")) == ["q/old0", "q/old1"]
+    creates = [c.secret_id for c in proxy.calls if c.operation == "CreateSecret"]
+    assert sorted(creates) == ["q/new0", "q/new1"]  # once each: neither botocore nor we retry
+    for name in ("q/new0", "q/new1"):
+        error = run.results()[name]["error"]
+        assert "LimitExceededException" in error
+        assert "quota" in error
+        assert "not retried" in error
+    assert_run_clean(run, env.values())
+
+
+def test_a_create_over_a_planned_deletion_restores_and_writes(action, proxy, realaws):
+    via = client(proxy.url)
+    # Made and deleted minutes ago: the listing does not show it yet, so the run plans a create.
+    via.create_secret(Name="app/key", SecretString='{"K":"old-canary"}', Tags=OURS)
+    via.delete_secret(SecretId="app/key", RecoveryWindowInDays=7)
+    proxy.reset()
+    run = action({"secrets": "key: K", "name-prefix": "app/"}, env={"K": "new-canary"})
+    assert run.returncode == 0, run.stdout
+    assert run.results()["app/key"]["action"] == "restore"
+    assert ("CreateSecret", 400) in ops_on(proxy, "app/key")
+    assert "DeletedDate" not in via.describe_secret(SecretId="app/key")
+    assert value(via, "app/key") == {"K": "new-canary"}
+    assert_run_clean(run, ["new-canary", "old-canary"])
+
+
+def test_the_tag_limit_counts_the_tags_an_adopted_secret_has(action, proxy, sm):
+    tags = [{"Key": f"T{n}", "Value": "v"} for n in range(49)]
+    sm.create_secret(Name="app/key", SecretString='{"K":"old-canary"}', Tags=tags)
+    run = action({"secrets": "key: K", "name-prefix": "app/"}, env={"K": "new-canary"})
+    assert run.returncode == 1
+    result = run.results()["app/key"]
+    assert result["action"] == "conflict"
+    assert "49 tags" in result["error"]
+    assert "allows 50" in result["error"]
+    assert not WRITES & set(proxy.ops())  # nothing half-done: not even the value
+    assert value(sm, "app/key") == {"K": "old-canary"}
+
+
+def test_an_empty_description_is_no_change(action, proxy, sm):
+    sm.create_secret(Name="app/key", SecretString='{"K":"same-canary"}', Tags=OURS)
+    run = action(
+        {"secrets": "key: {keys: [K], description: ''}", "name-prefix": "app/"},
+        env={"K": "same-canary"},
+    )
+    assert run.returncode == 0, run.stdout
+    assert run.outputs["changed"] == "false"
+    assert run.json("unchanged") == ["app/key"]
+    assert not WRITES & set(proxy.ops())
