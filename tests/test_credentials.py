@@ -379,18 +379,32 @@ def test_a_duration_the_role_does_not_allow_is_not_retried(action, proxy, oidc):
 # What is retried -----------------------------------------------------------------------------
 
 
+# STS's words when it fails to fetch GitHub's signing keys (JWKS): worded as a refusal of the
+# token, but transient, and a known failure of GitHub OIDC that a new attempt gets past.
+NO_VERIFICATION_KEY = (
+    "Couldn't retrieve verification key from your identity provider,  please reference "
+    "AssumeRoleWithWebIdentity documentation for requirements"
+)
+# A token that expired between GitHub and STS (a slow or throttled runner): STS asks for another.
+TOKEN_EXPIRED = (
+    "Token expired: current date/time 1700000400 must be before the expiration date/time 1700000300"
+)
+
+
 @pytest.mark.parametrize(
-    ("status", "code"),
+    ("status", "code", "message"),
     [
-        (400, "Throttling"),
-        (503, "ServiceUnavailable"),
-        (400, "IDPCommunicationError"),
+        (400, "Throttling", "try again"),
+        (503, "ServiceUnavailable", "try again"),
+        (400, "IDPCommunicationError", "try again"),
+        (400, "InvalidIdentityToken", NO_VERIFICATION_KEY),
+        (400, "ExpiredTokenException", TOKEN_EXPIRED),
     ],
 )
 def test_transient_sts_errors_are_retried_each_with_a_fresh_token(
-    action, proxy, oidc, status, code
+    action, proxy, oidc, status, code, message
 ):
-    proxy.fail("AssumeRoleWithWebIdentity", status, code, "try again", times=1)
+    proxy.fail("AssumeRoleWithWebIdentity", status, code, message, times=1)
     run = sync(action, env=oidc.env())
     assert run.returncode == 0, run.stdout + run.stderr
     calls = proxy.sts_calls()
@@ -398,18 +412,33 @@ def test_transient_sts_errors_are_retried_each_with_a_fresh_token(
     tokens = [c.body["WebIdentityToken"] for c in calls]
     assert tokens == oidc.issued
     assert len(set(tokens)) == 2
+    assert len(oidc.requests) == 2
     assert run.json("created") == ["app/key"]
+    # One line says what happened and that it is being tried again; no error annotation.
+    [retried] = [line for line in run.log_lines if "again in" in line]
+    assert retried.startswith(f"AssumeRoleWithWebIdentity failed ({code}: ")
+    assert run.errors == []
     assert_secret_free(run, proxy, oidc)
 
 
-def test_sts_retries_are_bounded(action, proxy, oidc):
-    proxy.fail("AssumeRoleWithWebIdentity", 503, "ServiceUnavailable", "down")
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (503, "ServiceUnavailable", "down"),
+        (400, "InvalidIdentityToken", NO_VERIFICATION_KEY),
+        (400, "ExpiredTokenException", TOKEN_EXPIRED),
+    ],
+)
+def test_sts_retries_are_bounded(action, proxy, oidc, status, code, message):
+    proxy.fail("AssumeRoleWithWebIdentity", status, code, message)
     run = sync(action, env=oidc.env())
-    message = error_of(run)
+    error = error_of(run)
     assert len(proxy.sts_calls()) == 4
     assert len(oidc.issued) == 4
-    assert "failed 4 times, each with a fresh token (last: ServiceUnavailable: down)" in message
-    assert "rerun the job in a few minutes" in message
+    assert f"failed 4 times, each with a fresh token (last: {code}: {message[:20]}" in error
+    assert "rerun the job in a few minutes" in error
+    # Not the fix-it text of a permanent refusal: the setup is not what is wrong.
+    assert "needs the IAM OIDC identity provider" not in error
     assert proxy.ops() == []
     assert_secret_free(run, proxy, oidc)
 
