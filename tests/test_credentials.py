@@ -491,6 +491,89 @@ def test_token_service_answer_without_a_token(action, proxy, oidc):
     assert proxy.calls == []
 
 
+# Long runs: credentials renewed before they end -------------------------------------------
+
+_EXPIRATION = re.compile(rb"<Expiration>[^<]*</Expiration>")
+_ACCESS_KEY = re.compile(rb"<AccessKeyId>([^<]*)</AccessKeyId>")
+
+
+def expiring_soon(operation: str, first_keys: list[str]):
+    """A rewrite for the proxy: the first answer of `operation` says its credentials end one
+    minute from now, as if the run were 14 minutes into 15-minute credentials. moto's STS
+    honours DurationSeconds, but the action (as AWS) accepts no less than 900 s, and a test
+    cannot wait out botocore's refresh windows; so the end is brought near instead. One minute
+    is inside the mandatory window (REFRESH_MANDATORY_SECONDS): no request may be signed with
+    the old keys, so every Secrets Manager call must use the renewed ones."""
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60)).encode()
+
+    def rewrite(call: Call, body: bytes) -> bytes:
+        if call.operation != operation or first_keys:
+            return body
+        key = _ACCESS_KEY.search(body)
+        assert key is not None, body
+        first_keys.append(key.group(1).decode())
+        return _EXPIRATION.sub(b"<Expiration>" + soon + b"</Expiration>", body)
+
+    return rewrite
+
+
+def test_credentials_near_their_end_are_renewed_with_a_fresh_token(action, proxy, oidc, sm):
+    first: list[str] = []
+    proxy.faults.rewrite = expiring_soon("AssumeRoleWithWebIdentity", first)
+    run = sync(action, env=oidc.env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("created") == ["app/key"]
+    # Two tokens, two AssumeRoleWithWebIdentity calls, each with its own token.
+    calls = proxy.sts_calls()
+    assert [c.operation for c in calls] == ["AssumeRoleWithWebIdentity"] * 2
+    assert [c.body["WebIdentityToken"] for c in calls] == oidc.issued
+    assert len(set(oidc.issued)) == 2
+    # Secrets Manager saw only the renewed keys: none of its calls was signed with the first.
+    [renewed] = proxy.keys("secretsmanager")
+    assert renewed.startswith("ASIA")
+    assert renewed != first[0]
+    [line] = [x for x in run.log_lines if x.startswith("Renewed the credentials of")]
+    assert line.startswith(f"Renewed the credentials of {ROLE} with GitHub's OIDC token")
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_role_chaining_credentials_are_renewed_too(action, proxy, oidc):
+    first: list[str] = []
+    proxy.faults.rewrite = expiring_soon("AssumeRole", first)
+    run = sync(action)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert proxy.ops("sts") == ["AssumeRole", "AssumeRole"]
+    assert proxy.keys("sts") == {"testing"}  # both signed with the ambient credentials
+    [renewed] = proxy.keys("secretsmanager")
+    assert renewed != first[0]
+    assert oidc.requests == []
+    assert_secret_free(run, proxy)
+
+
+def test_a_renewal_that_fails_fails_the_secrets_and_still_reports(action, proxy, oidc, sm):
+    first: list[str] = []
+    proxy.faults.rewrite = expiring_soon("AssumeRoleWithWebIdentity", first)
+    seen = {"n": 0}
+
+    def deny_the_second(call: Call) -> int | None:
+        if call.operation != "AssumeRoleWithWebIdentity":
+            return None
+        seen["n"] += 1
+        return 403 if seen["n"] > 1 else None
+
+    proxy.sts_codes[403] = ("AccessDenied", "Not authorized to perform this action")
+    proxy.faults.rule = deny_the_second
+    run = sync(action, env=oidc.env())
+    assert run.returncode == 1, run.stdout + run.stderr
+    # Said once, with the refusal's own fix; not tried again by every thread or secret after.
+    [warning] = [x for x in run.log_lines if x.startswith("::warning")]
+    assert f"Could not renew the credentials of {ROLE} with GitHub's OIDC token: " in warning
+    assert "AccessDenied: Not authorized to perform this action" in warning
+    assert [c.status for c in proxy.sts_calls()] == [200, 403]
+    assert "CredentialRetrievalError" in error_of(run)
+    assert_secret_free(run, proxy, oidc)
+
+
 # Role chaining errors ------------------------------------------------------------------------
 
 

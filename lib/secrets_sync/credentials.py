@@ -143,14 +143,17 @@ def _refreshable(
             "expiry_time": creds["Expiration"].isoformat(),
         }
 
+    refused: list[str] = []  # a renewal that failed (after its own retries) is not tried again
+
     def refresh() -> dict[str, str]:
-        try:
-            fresh = metadata()
-        except CredentialsError as exc:
-            runner.warning(f"Could not renew the credentials of {what}: {exc.message}")
-            raise CredentialRetrievalError(
-                provider=_Assumed.METHOD, error_msg=exc.problem
-            ) from None
+        if not refused:
+            try:
+                fresh = metadata()
+            except CredentialsError as exc:
+                runner.warning(f"Could not renew the credentials of {what}: {exc.message}")
+                refused.append(exc.problem)
+        if refused:
+            raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=refused[0])
         runner.info(f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']}).")
         return fresh
 
