@@ -152,10 +152,12 @@ def _refreshable(
             except CredentialsError as exc:
                 runner.warning(f"Could not renew the credentials of {what}: {exc.message}")
                 refused.append(exc.problem)
-        if refused:
-            raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=refused[0])
-        runner.info(f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']}).")
-        return fresh
+            else:
+                runner.info(
+                    f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']})."
+                )
+                return fresh
+        raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=refused[0])
 
     return RefreshableCredentials.create_from_metadata(
         metadata(),
