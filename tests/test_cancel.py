@@ -7,14 +7,18 @@ it did in the outputs and the step summary, exit non-zero, and a rerun must conv
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from secrets_sync.apply import CANCEL_GRACE_SECONDS
+from secrets_sync.apply import CANCEL_GRACE_SECONDS, NOT_STARTED, Applier, Result, apply_all
+from secrets_sync.plan import Step, plan
 from tests.support.action import WRITES, assert_run_clean
 from tests.support.proxy import AwsProxy, Call
+from tests.test_units import desired
 
 NAMES = [f"svc/key-{i:02d}" for i in range(12)]
 MAPPING = "\n".join(f"key-{i:02d}: KEY_{i:02d}" for i in range(12))
@@ -116,3 +120,52 @@ def test_a_write_that_outlasts_the_grace_period_is_not_waited_for(action, proxy,
     assert sorted(run.json("failed")) == NAMES
     assert "may have landed" in run.summary
     assert_run_clean(run, CANARIES.values())
+
+
+# The retry round, in-process ------------------------------------------------------------------
+
+
+class Throttled(Applier):
+    """An applier whose every write fails as throttled after the SDK's retries (the case the
+    retry round is for), and that cancels the run while the first round is on. A real subclass:
+    apply_all sees the interface it is given in production; no client is ever called."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(client=None, repository="o/r", adopt=True, recovery_window_days=7)
+        object.__setattr__(self, "stop", stop)
+        object.__setattr__(self, "retried", [])
+
+    def run(self, step: Step) -> Result:
+        self.stop.set()
+        return Result(step, step.action, None, error="create failed: Throttling", transient=True)
+
+    def retry(self, failed: Result) -> Result:
+        self.retried.append(failed.name)
+        return failed
+
+
+def test_no_retry_round_once_the_run_is_cancelled():
+    stop = threading.Event()
+    applier = Throttled(stop)
+    steps = plan((desired("a: A"), desired("b: B")), {}, repository="o/r", adopt=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        results = apply_all(applier, steps, pool, pause=0.0, stop=stop)
+    assert applier.retried == []
+    # The first secret's write was started (and failed); the second was never started.
+    assert [r.error for r in results] == ["create failed: Throttling", NOT_STARTED]
+
+
+def test_the_retry_round_runs_when_not_cancelled():
+    """The control: the same applier, never cancelled, gets its retry round."""
+
+    class Unstopped(Throttled):
+        def run(self, step: Step) -> Result:
+            return Result(
+                step, step.action, None, error="create failed: Throttling", transient=True
+            )
+
+    applier = Unstopped(threading.Event())
+    steps = plan((desired("a: A"), desired("b: B")), {}, repository="o/r", adopt=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        apply_all(applier, steps, pool, pause=0.0)
+    assert sorted(applier.retried) == ["a", "b"]
