@@ -224,8 +224,7 @@ def apply_all(
         futures = [executor.submit(start, *job) for job in jobs]
         _wait(futures, stop, grace)
         return [
-            f.result() if f.done() else otherwise if f.cancel() else _cancelled(s, STILL_IN_FLIGHT)
-            for f, (s, _, otherwise) in zip(futures, jobs, strict=True)
+            _outcome(f, s, otherwise) for f, (s, _, otherwise) in zip(futures, jobs, strict=True)
         ]
 
     results = run_all([(s, partial(applier.run, s), _cancelled(s, NOT_STARTED)) for s in steps])
@@ -236,6 +235,14 @@ def apply_all(
         for i, result in zip(again, retried, strict=True):
             results[i] = result
     return results
+
+
+def _outcome(future: Future[Result], step: Step, otherwise: Result) -> Result:
+    if future.cancel():  # still queued behind the writes in flight: never started
+        return otherwise
+    if future.done():
+        return future.result()
+    return _cancelled(step, STILL_IN_FLIGHT)  # running past the grace period
 
 
 def _cancelled(step: Step, why: str) -> Result:
