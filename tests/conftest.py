@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.support.action import ActionRun, run_action
+from tests.support.action import ActionRun, Started, run_action, start_action
 from tests.support.proxy import AwsProxy, Faults
 from tests.support.realaws import RealAws
 
@@ -79,12 +79,24 @@ class Action:
     def __call__(
         self, inputs: Mapping[str, str], env: Mapping[str, str] | None = None, **kwargs: Any
     ) -> ActionRun:
+        return run_action(**self._args(inputs, env), **kwargs)
+
+    def start(
+        self, inputs: Mapping[str, str], env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Started:
+        """Start the entrypoint and return without waiting: `.proc` to signal, `.finish()`."""
+        return start_action(**self._args(inputs, env), **kwargs)
+
+    def _args(self, inputs: Mapping[str, str], env: Mapping[str, str] | None) -> dict[str, Any]:
         self.count += 1
-        full_inputs = {"aws-region": REGION, **inputs}
         workspace = self.tmp_path / f"run{self.count}" / "workspace"
-        return run_action(
-            full_inputs, endpoint=self.proxy.url, workspace=workspace, env=env, **kwargs
-        )
+        full_inputs = {"aws-region": REGION, **inputs}
+        return {
+            "inputs": full_inputs,
+            "endpoint": self.proxy.url,
+            "workspace": workspace,
+            "env": env,
+        }
 
 
 @pytest.fixture

@@ -379,18 +379,32 @@ def test_a_duration_the_role_does_not_allow_is_not_retried(action, proxy, oidc):
 # What is retried -----------------------------------------------------------------------------
 
 
+# STS's words when it fails to fetch GitHub's signing keys (JWKS): worded as a refusal of the
+# token, but transient, and a known failure of GitHub OIDC that a new attempt gets past.
+NO_VERIFICATION_KEY = (
+    "Couldn't retrieve verification key from your identity provider,  please reference "
+    "AssumeRoleWithWebIdentity documentation for requirements"
+)
+# A token that expired between GitHub and STS (a slow or throttled runner): STS asks for another.
+TOKEN_EXPIRED = (
+    "Token expired: current date/time 1700000400 must be before the expiration date/time 1700000300"
+)
+
+
 @pytest.mark.parametrize(
-    ("status", "code"),
+    ("status", "code", "message"),
     [
-        (400, "Throttling"),
-        (503, "ServiceUnavailable"),
-        (400, "IDPCommunicationError"),
+        (400, "Throttling", "try again"),
+        (503, "ServiceUnavailable", "try again"),
+        (400, "IDPCommunicationError", "try again"),
+        (400, "InvalidIdentityToken", NO_VERIFICATION_KEY),
+        (400, "ExpiredTokenException", TOKEN_EXPIRED),
     ],
 )
 def test_transient_sts_errors_are_retried_each_with_a_fresh_token(
-    action, proxy, oidc, status, code
+    action, proxy, oidc, status, code, message
 ):
-    proxy.fail("AssumeRoleWithWebIdentity", status, code, "try again", times=1)
+    proxy.fail("AssumeRoleWithWebIdentity", status, code, message, times=1)
     run = sync(action, env=oidc.env())
     assert run.returncode == 0, run.stdout + run.stderr
     calls = proxy.sts_calls()
@@ -398,18 +412,33 @@ def test_transient_sts_errors_are_retried_each_with_a_fresh_token(
     tokens = [c.body["WebIdentityToken"] for c in calls]
     assert tokens == oidc.issued
     assert len(set(tokens)) == 2
+    assert len(oidc.requests) == 2
     assert run.json("created") == ["app/key"]
+    # One line says what happened and that it is being tried again; no error annotation.
+    [retried] = [line for line in run.log_lines if "again in" in line]
+    assert retried.startswith(f"AssumeRoleWithWebIdentity failed ({code}: ")
+    assert run.errors == []
     assert_secret_free(run, proxy, oidc)
 
 
-def test_sts_retries_are_bounded(action, proxy, oidc):
-    proxy.fail("AssumeRoleWithWebIdentity", 503, "ServiceUnavailable", "down")
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (503, "ServiceUnavailable", "down"),
+        (400, "InvalidIdentityToken", NO_VERIFICATION_KEY),
+        (400, "ExpiredTokenException", TOKEN_EXPIRED),
+    ],
+)
+def test_sts_retries_are_bounded(action, proxy, oidc, status, code, message):
+    proxy.fail("AssumeRoleWithWebIdentity", status, code, message)
     run = sync(action, env=oidc.env())
-    message = error_of(run)
+    error = error_of(run)
     assert len(proxy.sts_calls()) == 4
     assert len(oidc.issued) == 4
-    assert "failed 4 times, each with a fresh token (last: ServiceUnavailable: down)" in message
-    assert "rerun the job in a few minutes" in message
+    assert f"failed 4 times, each with a fresh token (last: {code}: {message[:20]}" in error
+    assert "rerun the job in a few minutes" in error
+    # Not the fix-it text of a permanent refusal: the setup is not what is wrong.
+    assert "needs the IAM OIDC identity provider" not in error
     assert proxy.ops() == []
     assert_secret_free(run, proxy, oidc)
 
@@ -460,6 +489,89 @@ def test_token_service_answer_without_a_token(action, proxy, oidc):
     assert "answered without a token (no `value` in its JSON)" in message
     assert len(oidc.requests) == 1
     assert proxy.calls == []
+
+
+# Long runs: credentials renewed before they end -------------------------------------------
+
+_EXPIRATION = re.compile(rb"<Expiration>[^<]*</Expiration>")
+_ACCESS_KEY = re.compile(rb"<AccessKeyId>([^<]*)</AccessKeyId>")
+
+
+def expiring_soon(operation: str, first_keys: list[str]):
+    """A rewrite for the proxy: the first answer of `operation` says its credentials end one
+    minute from now, as if the run were 14 minutes into 15-minute credentials. moto's STS
+    honours DurationSeconds, but the action (as AWS) accepts no less than 900 s, and a test
+    cannot wait out botocore's refresh windows; so the end is brought near instead. One minute
+    is inside the mandatory window (REFRESH_MANDATORY_SECONDS): no request may be signed with
+    the old keys, so every Secrets Manager call must use the renewed ones."""
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60)).encode()
+
+    def rewrite(call: Call, body: bytes) -> bytes:
+        if call.operation != operation or first_keys:
+            return body
+        key = _ACCESS_KEY.search(body)
+        assert key is not None, body
+        first_keys.append(key.group(1).decode())
+        return _EXPIRATION.sub(b"<Expiration>" + soon + b"</Expiration>", body)
+
+    return rewrite
+
+
+def test_credentials_near_their_end_are_renewed_with_a_fresh_token(action, proxy, oidc, sm):
+    first: list[str] = []
+    proxy.faults.rewrite = expiring_soon("AssumeRoleWithWebIdentity", first)
+    run = sync(action, env=oidc.env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("created") == ["app/key"]
+    # Two tokens, two AssumeRoleWithWebIdentity calls, each with its own token.
+    calls = proxy.sts_calls()
+    assert [c.operation for c in calls] == ["AssumeRoleWithWebIdentity"] * 2
+    assert [c.body["WebIdentityToken"] for c in calls] == oidc.issued
+    assert len(set(oidc.issued)) == 2
+    # Secrets Manager saw only the renewed keys: none of its calls was signed with the first.
+    [renewed] = proxy.keys("secretsmanager")
+    assert renewed.startswith("ASIA")
+    assert renewed != first[0]
+    [line] = [x for x in run.log_lines if x.startswith("Renewed the credentials of")]
+    assert line.startswith(f"Renewed the credentials of {ROLE} with GitHub's OIDC token")
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_role_chaining_credentials_are_renewed_too(action, proxy, oidc):
+    first: list[str] = []
+    proxy.faults.rewrite = expiring_soon("AssumeRole", first)
+    run = sync(action)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert proxy.ops("sts") == ["AssumeRole", "AssumeRole"]
+    assert proxy.keys("sts") == {"testing"}  # both signed with the ambient credentials
+    [renewed] = proxy.keys("secretsmanager")
+    assert renewed != first[0]
+    assert oidc.requests == []
+    assert_secret_free(run, proxy)
+
+
+def test_a_renewal_that_fails_fails_the_secrets_and_still_reports(action, proxy, oidc, sm):
+    first: list[str] = []
+    proxy.faults.rewrite = expiring_soon("AssumeRoleWithWebIdentity", first)
+    seen = {"n": 0}
+
+    def deny_the_second(call: Call) -> int | None:
+        if call.operation != "AssumeRoleWithWebIdentity":
+            return None
+        seen["n"] += 1
+        return 403 if seen["n"] > 1 else None
+
+    proxy.sts_codes[403] = ("AccessDenied", "Not authorized to perform this action")
+    proxy.faults.rule = deny_the_second
+    run = sync(action, env=oidc.env())
+    assert run.returncode == 1, run.stdout + run.stderr
+    # Said once, with the refusal's own fix; not tried again by every thread or secret after.
+    [warning] = [x for x in run.log_lines if x.startswith("::warning")]
+    assert f"Could not renew the credentials of {ROLE} with GitHub's OIDC token: " in warning
+    assert "AccessDenied: Not authorized to perform this action" in warning
+    assert [c.status for c in proxy.sts_calls()] == [200, 403]
+    assert "CredentialRetrievalError" in error_of(run)
+    assert_secret_free(run, proxy, oidc)
 
 
 # Role chaining errors ------------------------------------------------------------------------

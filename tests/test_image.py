@@ -37,6 +37,7 @@ from tests.support.image import (
     context_files,
     lock_requirements,
 )
+from tests.test_oidc import STS_ENDPOINTS
 
 REGION = "us-east-1"
 
@@ -350,6 +351,23 @@ def test_botocore_in_the_image_keeps_only_the_models_a_run_can_load(image):
     assert {"endpoints.json", "partitions.json", "_retry.json"} <= {
         p.name for p in data_dir.iterdir() if p.is_file()
     }
+
+
+def test_the_slimmed_botocore_still_resolves_sts_in_every_partition(image):
+    """The STS endpoint comes from botocore's endpoint rule set (in the kept sts model) and its
+    partitions file: both must survive the slimming, for every partition."""
+    found = image_python(
+        image,
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(image.rootfs / 'app' / 'lib')!r})\n"
+        "from secrets_sync.credentials import sts_endpoint\n"
+        "from secrets_sync.settings import load_settings\n"
+        "base = {'INPUT_SECRETS': 'a: A', 'GITHUB_REPOSITORY': 'o/r'}\n"
+        f"regions = {sorted(STS_ENDPOINTS)!r}\n"
+        "print(json.dumps({r: sts_endpoint(load_settings({**base, 'INPUT_AWS-REGION': r}))\n"
+        "                  for r in regions}))",
+    )
+    assert found == STS_ENDPOINTS
 
 
 def test_the_kept_models_are_every_client_a_run_can_make():

@@ -350,15 +350,23 @@ def settings_for(region, **env):
     return load_settings({**base, **env})
 
 
-@pytest.mark.parametrize(
-    ("region", "url"),
-    [
-        ("us-east-1", "https://sts.us-east-1.amazonaws.com"),
-        ("eu-west-1", "https://sts.eu-west-1.amazonaws.com"),
-        ("cn-north-1", "https://sts.cn-north-1.amazonaws.com.cn"),
-    ],
-)
-def test_sts_endpoint_is_regional(region, url):
+# The regional STS endpoints of each partition, as AWS documents them (and botocore's endpoint
+# rule set resolves them): a URL built by hand from "amazonaws.com" is wrong outside aws/aws-cn.
+STS_ENDPOINTS = {
+    "us-east-1": "https://sts.us-east-1.amazonaws.com",
+    "eu-west-1": "https://sts.eu-west-1.amazonaws.com",
+    "cn-north-1": "https://sts.cn-north-1.amazonaws.com.cn",
+    "us-gov-west-1": "https://sts.us-gov-west-1.amazonaws.com",
+    "us-iso-east-1": "https://sts.us-iso-east-1.c2s.ic.gov",
+    "us-isob-east-1": "https://sts.us-isob-east-1.sc2s.sgov.gov",
+    "eu-isoe-west-1": "https://sts.eu-isoe-west-1.cloud.adc-e.uk",
+}
+
+
+@pytest.mark.parametrize(("region", "url"), STS_ENDPOINTS.items())
+def test_sts_endpoint_is_regional_in_every_partition(region, url, monkeypatch):
+    # Even where the environment asks botocore for the legacy global endpoint.
+    monkeypatch.setenv("AWS_STS_REGIONAL_ENDPOINTS", "legacy")
     assert sts_endpoint(settings_for(region)) == url
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -69,8 +71,18 @@ def main(
     gc.disable()
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
+    stop = Stop()
+    previous = stop.install()
     try:
-        return sync(load_settings(env, overrides), env, runner)
+        code = sync(load_settings(env, overrides), env, runner, stop)
+        if stop.signal:
+            # Writes still in flight past the grace period would hold the exit (the pool's
+            # threads are joined at exit) until the runner kills the container: the report is
+            # written, so leave now, with its exit code.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except SecretsSyncError as exc:
         return die(runner, exc)
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
@@ -84,8 +96,37 @@ def main(
         runner.debug(traceback.format_exc())
         return 1
     finally:
+        stop.uninstall(previous)
         if collecting:
             gc.enable()
+
+
+class Stop:
+    """Cancellation. The runner cancels a Docker action by signalling the container, where this
+    process is PID 1 and SIGTERM is ignored unless handled: SIGINT first, SIGTERM 7.5 s later,
+    then a kill. Either signal sets `event`, which apply reads to start no new write; the run
+    then reports what it did and exits non-zero."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal = ""  # the first signal received
+
+    def __call__(self, signum: int, frame: object) -> None:
+        # Only a flag: a handler that wrote to the log could interrupt a write to it.
+        self.signal = self.signal or signal.Signals(signum).name
+        self.event.set()
+
+    def install(self) -> dict[int, object]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signals reach only the main thread; an embedding caller keeps its own
+        return {int(s): signal.signal(s, self) for s in self.SIGNALS}
+
+    @staticmethod
+    def uninstall(previous: dict[int, object]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def started() -> None:
@@ -110,7 +151,9 @@ def common_prefix(names: Sequence[str]) -> str:
     return low[:size]
 
 
-def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
+def sync(
+    settings: Settings, env: Mapping[str, str], runner: Runner, stop: Stop | None = None
+) -> int:
     # Heavy imports wait until the inputs are known to be good: a bad input fails fast, and a
     # bad mapping without loading botocore.
     from . import eso, mapping, sources
@@ -145,8 +188,15 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     )
 
     from . import credentials, state, summary
-    from .apply import Applier, apply_all, dry_run, stop_retrying_quotas
-    from .plan import merged_values, plan
+    from .apply import (
+        NOT_STARTED,
+        STILL_IN_FLIGHT,
+        Applier,
+        apply_all,
+        dry_run,
+        stop_retrying_quotas,
+    )
+    from .plan import WRITES, merged_values, plan
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
@@ -154,7 +204,9 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
-    with ThreadPoolExecutor(max_workers=settings.max_concurrency) as pool:
+    stop = stop or Stop()
+    pool = ThreadPoolExecutor(max_workers=settings.max_concurrency)
+    try:
         # Values are asked for by name while the listing runs, so that reading costs no round
         # trip of its own; the listing then decides which of them are ours to use.
         listing = pool.submit(state.list_under, client, list_prefix)
@@ -190,7 +242,10 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
             applier = Applier(
                 client, settings.repository, settings.adopt_existing, settings.recovery_window_days
             )
-            results = apply_all(applier, steps, pool)
+            results = apply_all(applier, steps, pool, stop=stop.event)
+    finally:
+        # Once cancelled, a write still in flight past the grace period is not waited for.
+        pool.shutdown(wait=not stop.event.is_set(), cancel_futures=True)
     # AWS error messages can echo a request: redact each whole, before a log line is split at
     # its line breaks or a Markdown cell folds them, which could leave pieces too short to match.
     results = [replace(r, error=runner.redact(r.error)) if r.error else r for r in results]
@@ -198,9 +253,21 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     with runner.group("Plan" if settings.dry_run else "Results"):
         for line in summary.plan_lines(results):
             runner.info(line)
+    cancelled = sum(1 for r in results if r.error in (NOT_STARTED, STILL_IN_FLIGHT))
     for r in results:
-        if r.error:
+        if r.error and r.error not in (NOT_STARTED, STILL_IN_FLIGHT):
             runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
+    if stop.signal:
+        # One line for the cancellation; each secret it left undone is in the outputs and the
+        # summary, with the reason.
+        done = sum(1 for r in results if r.ok and r.action in WRITES)
+        said = (
+            f"Cancelled ({stop.signal}): {done} secrets written before the run stopped, "
+            f'{cancelled} left unwritten (`failed`, reason "cancelled"). Rerun the '
+            "workflow to finish: a rerun picks up where this one stopped."
+        )
+        runner.error(said, title="secrets-sync: cancelled")
+        runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
     manifests = eso.write(settings, secret_map.specs)
     outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
@@ -216,4 +283,4 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     verb = "Would sync" if settings.dry_run else "Synced"
     runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
     failed = any(summary.bucket(r) == "failed" for r in results)
-    return 1 if failed and not settings.dry_run else 0
+    return 1 if (failed and not settings.dry_run) or stop.signal else 0

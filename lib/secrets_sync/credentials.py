@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    CredentialRetrievalError,
     HTTPClientError,
     ProfileNotFound,
 )
@@ -62,6 +64,8 @@ _THROTTLING = frozenset(
     }
 )
 _TRANSIENT = _THROTTLING | {"IDPCommunicationError"}
+# STS's words when it could not fetch the provider's JWKS: transient with GitHub's OIDC issuer.
+_VERIFICATION_KEY = "couldn't retrieve verification key from your identity provider"
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 # Events whose runs from a fork get no OIDC token and no secrets. pull_request_target is not one:
 # it runs in the base repository and can be granted `id-token: write`.
@@ -81,24 +85,86 @@ def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> botoc
             raise _no_credentials(env)
         return ambient
     if oidc.available(env):
-        creds = _assume_with_web_identity(settings, env, runner)
-        core: botocore.session.Session | None = _isolated_core()
+        core = _isolated_core()
         how = "GitHub's OIDC token"
+
+        def assume() -> CredentialsTypeDef:
+            return _assume_with_web_identity(settings, env, runner)
+
     else:
         ambient = _ambient(settings, env, runner)
         if ambient is None:
             raise _nothing_to_sign_with(role, env)
-        creds = _assume_with_ambient(settings, ambient)
-        core = None
+        core = botocore.session.Session()
         how = "the ambient AWS credentials (role chaining)"
-    runner.add_masks([creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]])
+
+        def assume() -> CredentialsTypeDef:
+            return _assume_with_ambient(settings, ambient)
+
+    creds = _refreshable(assume, runner, f"{role} with {how}")
     runner.info(f"Assumed {role} with {how}.")
-    return _with_keys(
-        core or botocore.session.Session(),
-        settings,
-        creds["AccessKeyId"],
-        creds["SecretAccessKey"],
-        creds["SessionToken"],
+    core.register_component("credential_provider", CredentialResolver([_Assumed(creds)]))
+    core.set_config_variable("region", settings.region)
+    return core
+
+
+# The role's credentials last `role-duration-seconds`. A run that outlives them (thousands of
+# secrets, heavy throttling) assumes the role again before they end: with a fresh OIDC token
+# on the web-identity path, since the first one lived five minutes. botocore's defaults (try
+# 15 minutes before the end, insist at 10) would refresh 900-second credentials on every call.
+REFRESH_ADVISORY_SECONDS = 300
+REFRESH_MANDATORY_SECONDS = 120
+
+
+class _Assumed(CredentialProvider):
+    METHOD = "secrets-sync-assume-role"
+
+    def __init__(self, credentials: RefreshableCredentials) -> None:
+        self._credentials = credentials
+
+    def load(self) -> RefreshableCredentials:
+        return self._credentials
+
+
+def _refreshable(
+    assume: Callable[[], CredentialsTypeDef], runner: Runner, what: str
+) -> RefreshableCredentials:
+    """Credentials that botocore renews through `assume` as their end nears. The first call
+    happens here and its errors reach the user as they are; a later failure becomes botocore's
+    own error, so the secret being written fails with it and the others (and the report) stand."""
+
+    def metadata() -> dict[str, str]:
+        creds = assume()
+        runner.add_masks([creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]])
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    refused: list[str] = []  # a renewal that failed (after its own retries) is not tried again
+
+    def refresh() -> dict[str, str]:
+        if not refused:
+            try:
+                fresh = metadata()
+            except CredentialsError as exc:
+                runner.warning(f"Could not renew the credentials of {what}: {exc.message}")
+                refused.append(exc.problem)
+            else:
+                runner.info(
+                    f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']})."
+                )
+                return fresh
+        raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=refused[0])
+
+    return RefreshableCredentials.create_from_metadata(
+        metadata(),
+        refresh,
+        _Assumed.METHOD,
+        advisory_timeout=REFRESH_ADVISORY_SECONDS,
+        mandatory_timeout=REFRESH_MANDATORY_SECONDS,
     )
 
 
@@ -195,22 +261,30 @@ def _sts_client(
         connect_timeout=min(5.0, settings.timeout_seconds),
         read_timeout=settings.timeout_seconds,
         user_agent_extra=USER_AGENT,
+        # As for Secrets Manager: only the AWS_ENDPOINT_URL* variables may point STS elsewhere.
+        ignore_configured_endpoint_urls=True,  # type: ignore[call-arg]  # botocore 1.31+; stubs lag
     )
     if unsigned:
         config = config.merge(Config(signature_version=UNSIGNED))
+    # The regional endpoint, never the global one, whatever AWS_STS_REGIONAL_ENDPOINTS says:
+    # the global endpoint is a single region's, and a token or credentials sent there from
+    # another region fail when that region is down.
+    sess.set_config_variable("sts_regional_endpoints", "regional")
     client = sess.create_client(
-        "sts", region_name=settings.region, config=config, endpoint_url=sts_endpoint(settings)
+        "sts",
+        region_name=settings.region,
+        config=config,
+        endpoint_url=settings.endpoints.get("sts"),
     )
     return cast("STSClient", client)
 
 
 def sts_endpoint(settings: Settings) -> str:
-    """The regional STS endpoint (never the global one), or the configured endpoint URL."""
-    configured = settings.endpoints.get("sts")
-    if configured:
-        return configured
-    suffix = "amazonaws.com.cn" if settings.region.startswith("cn-") else "amazonaws.com"
-    return f"https://sts.{settings.region}.{suffix}"
+    """The STS endpoint the run calls: the configured endpoint URL, else the regional endpoint
+    botocore's resolver gives for the region, in whichever partition holds it (aws, aws-cn,
+    aws-us-gov, the ISO partitions...): a URL built by hand is wrong outside the first two."""
+    client = _sts_client(_isolated_core(), settings, unsigned=True, attempts=1)
+    return client.meta.endpoint_url
 
 
 # Web identity -------------------------------------------------------------------------------
@@ -242,19 +316,33 @@ def _assume_with_web_identity(
             return answer["Credentials"]
         except ClientError as exc:
             code, status, message = _error_of(exc, token.value)
-            if code not in _TRANSIENT and status < 500:
+            if not _worth_a_fresh_token(code, status, message):
                 raise _web_identity_refused(settings, token.claims, code, message) from None
             last = f"{code}: {message}" if message else code
         except (BotoConnectionError, HTTPClientError) as exc:
             last = f"no answer ({type(exc).__name__})"
         if attempt + 1 < retry.attempts:
-            sleep(retry.delay(attempt, rng))
+            pause = retry.delay(attempt, rng)
+            runner.info(
+                f"AssumeRoleWithWebIdentity failed ({last}); again in {pause:.1f} s, new token."
+            )
+            sleep(pause)
     raise CredentialsError(
         "role-to-assume",
-        f"AssumeRoleWithWebIdentity for {role} at {sts_endpoint(settings)} failed "
+        f"AssumeRoleWithWebIdentity for {role} at {client.meta.endpoint_url} failed "
         f"{retry.attempts} times, each with a fresh token (last: {last}).",
         "this is on AWS's or GitHub's side; rerun the job in a few minutes.",
     )
+
+
+def _worth_a_fresh_token(code: str, status: int, message: str) -> bool:
+    """Answers that another attempt, with a new token, can turn into credentials: throttling,
+    5xx, STS failing to reach the identity provider, STS failing to fetch GitHub's signing keys
+    (a known transient refusal, worded as InvalidIdentityToken), and a token that expired on
+    its way (ExpiredTokenException asks for a new one). Every other refusal is final."""
+    if code in _TRANSIENT or status >= 500 or code == "ExpiredTokenException":
+        return True
+    return code == "InvalidIdentityToken" and _VERIFICATION_KEY in message.lower()
 
 
 def _web_identity_refused(
@@ -327,7 +415,7 @@ def _assume_with_ambient(
     except (BotoConnectionError, HTTPClientError) as exc:
         raise CredentialsError(
             "role-to-assume",
-            f"STS at {sts_endpoint(settings)} did not answer sts:AssumeRole "
+            f"STS at {client.meta.endpoint_url} did not answer sts:AssumeRole "
             f"({type(exc).__name__}).",
             "check the runner's network access to STS, or rerun the job.",
         ) from None
@@ -347,8 +435,6 @@ def _sts_refused(settings: Settings, said: str, code: str, message: str) -> Cred
         )
     elif code == "RegionDisabledException":
         fix = f"activate STS in {settings.region} (IAM, Account settings), or use another region."
-    elif code == "ExpiredTokenException":
-        fix = "rerun the job; the OIDC token expired before STS read it."
     else:
         fix = "check `role-to-assume`, `role-session-name` and the role's trust policy."
     return CredentialsError("role-to-assume", f"STS refused to assume {role} ({said}).", fix)

@@ -110,6 +110,61 @@ def run_action(
 
     `command` replaces `python entrypoint.py` (tests/test_image.py runs the image's ENTRYPOINT);
     `argv` is appended to either."""
+    started = start_action(
+        inputs,
+        endpoint=endpoint,
+        workspace=workspace,
+        env=env,
+        drop=drop,
+        argv=argv,
+        files=files,
+        command=command,
+    )
+    return started.finish(timeout)
+
+
+@dataclass
+class Started:
+    """An entrypoint started and not yet waited for: to signal it mid-run, as the runner does
+    when a workflow is cancelled."""
+
+    proc: subprocess.Popen[str]
+    workspace: Path
+    output_file: Path
+    summary_file: Path
+
+    def finish(self, timeout: float = 120) -> ActionRun:
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        text = self.output_file.read_text()
+        run = ActionRun(
+            self.proc.returncode,
+            stdout,
+            stderr,
+            text,
+            self.summary_file.read_text(),
+            self.workspace,
+        )
+        run.outputs = parse_outputs(text)
+        return run
+
+
+def start_action(
+    inputs: Mapping[str, str],
+    *,
+    endpoint: str,
+    workspace: Path,
+    env: Mapping[str, str] | None = None,
+    drop: Iterable[str] = (),
+    argv: Iterable[str] = (),
+    files: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
+) -> Started:
+    """run_action's first half: the process is started and left running."""
     workspace.mkdir(parents=True, exist_ok=True)
     for rel, content in (files or {}).items():
         (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -127,21 +182,15 @@ def run_action(
     full.update(env or {})
     for name in drop:
         full.pop(name, None)
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [*(command or (sys.executable, str(ENTRYPOINT))), *argv],
         env=full,
         cwd=workspace,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
     )
-    text = output_file.read_text()
-    run = ActionRun(
-        proc.returncode, proc.stdout, proc.stderr, text, summary_file.read_text(), workspace
-    )
-    run.outputs = parse_outputs(text)
-    return run
+    return Started(proc, workspace, output_file, summary_file)
 
 
 # Leak checks ----------------------------------------------------------------------------------

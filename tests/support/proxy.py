@@ -54,6 +54,9 @@ class Faults:
     # The message of an injected error (default: a fixed text per status); e.g. one that echoes
     # the request, as some services' validation errors do.
     message: Callable[[Call], str | None] | None = None
+    # Rewrites the body of an answer that came back from moto, before the client sees it (e.g.
+    # an STS Expiration brought near, to reach a refresh without waiting for it).
+    rewrite: Callable[[Call, bytes], bytes] | None = None
     seed: int = 7
     rng: random.Random = field(init=False)
 
@@ -217,6 +220,8 @@ class AwsProxy:
             return
         if answer.status == 200 and self.model is not None:
             payload = self.model.answered(call, payload)
+        if faults.rewrite is not None and call.service != "other":
+            payload = faults.rewrite(call, payload)
         self._record(replace(call, status=answer.status, forwarded=True))
         handler.send_response(answer.status)
         for key, value in answer.getheaders():
