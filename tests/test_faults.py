@@ -4,7 +4,8 @@ must be reported and not hidden, and a slow answer must not hang the job.
 Throttling with 5xx on creates, creates against a token bucket (AWS's quota), 5xx across
 reads, updates and tag changes at scale, throttling of updates, the SDK's attempts running out
 so that the action's own retry round is what saves the secret, writes that land while every
-answer is lost, a secret whose writes always fail (500 or 403) and its rerun, and hangs that end in a timeout, a retry or one clear error.
+answer is lost, a secret whose writes always fail (500 or 403) and its rerun, and hangs that
+end in a timeout, a retry or one clear error.
 tests/test_races.py has two runs at once and the SDK's retries of a landed write."""
 
 from __future__ import annotations
