@@ -30,8 +30,10 @@ from typing import Any
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
-# Each write API and the quota it counts against (AWS Secrets Manager quotas: "Combined rate of
-# PutSecretValue, ..., UpdateSecret ... 50 per second", likewise for the others; not adjustable).
+# Each write API and the quota it counts against. AWS's quotas page lists 50 a second, not
+# adjustable, per Region for "PutSecretValue, ..., UpdateSecret ... combined", TagResource with
+# UntagResource, and RestoreSecret; CreateSecret and DeleteSecret have rates of their own there,
+# taken as 50 too (a lower one would only cost a cut or two at the start).
 QUOTA_GROUPS: Mapping[str, str] = {
     "CreateSecret": "CreateSecret",
     "DeleteSecret": "DeleteSecret",
