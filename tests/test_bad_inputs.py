@@ -465,6 +465,14 @@ CASES = [
         ),
         id="timeout-zero",
     ),
+    pytest.param(
+        Case(
+            {"secrets": "a: A"},
+            "SECRETS_SYNC_RETRY_MODE",
+            env={"A": "a-value", "SECRETS_SYNC_RETRY_MODE": "legacy"},
+        ),
+        id="retry-mode-unknown",
+    ),
 ]
 
 

@@ -1,10 +1,11 @@
 """AWS misbehaving, through the fault-injecting proxy: every secret must end right, a failure
 must be reported and not hidden, and a slow answer must not hang the job.
 
-Throttling with 5xx on creates, 5xx across reads, updates and tag changes at scale, throttling
-of updates, the SDK's attempts running out so that the action's own retry round is what saves
-the secret, writes that land while every answer is lost, a secret whose writes always fail (500
-or 403) and its rerun, and hangs that end in a timeout, a retry or one clear error.
+Throttling with 5xx on creates, creates against a token bucket (AWS's quota), 5xx across
+reads, updates and tag changes at scale, throttling of updates, the SDK's attempts running out
+so that the action's own retry round is what saves the secret, writes that land while every
+answer is lost, a secret whose writes always fail (500 or 403) and its rerun, and hangs that
+end in a timeout, a retry or one clear error.
 tests/test_races.py has two runs at once and the SDK's retries of a landed write."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from secrets_sync.credentials import MAX_ATTEMPTS
 from tests.support.action import OURS, REPOSITORY, WRITES, assert_run_clean
-from tests.support.proxy import Call, Faults
+from tests.support.proxy import Call, Faults, TokenBucket
 
 READS = {"ListSecrets", "BatchGetSecretValue", "GetSecretValue", "DescribeSecret"}
 
@@ -104,6 +105,26 @@ def test_throttling_and_5xx_on_creates_are_survived_with_every_secret_right(acti
         assert value(sm, f"f/s{i:02}") == {f"S{i:02}": CREATES[f"S{i:02}"]}
         assert len(versions(sm, f"f/s{i:02}")) == 1  # retries minted no extra version
     assert_run_clean(run, CREATES.values())
+
+
+def test_creates_against_a_token_bucket_all_land_once(action, proxy, sm):
+    # AWS's quota as a bucket far below the limiter's starting rate and burst: many calls are
+    # refused, none may be lost or land twice. (bench/throttle.py measures how fast.)
+    n = 40
+    env = {f"B{i:02}": f"bucket-canary-{i:02}-value" for i in range(n)}
+    mapping = "\n".join(f"b{i:02}: B{i:02}" for i in range(n))
+    proxy.faults = Faults(bucket=TokenBucket(20, 2, frozenset({"CreateSecret"})))
+    run = action({"secrets": mapping, "name-prefix": "f/", "max-concurrency": "16"}, env=env)
+    assert run.returncode == 0, run.stdout
+    creates = [c for c in proxy.calls if c.operation == "CreateSecret"]
+    assert [c for c in creates if c.status == 400]  # the bucket did run dry
+    assert sorted(c.secret_id for c in creates if c.forwarded) == sorted(run.json("created"))
+    assert len(run.json("created")) == n
+    for i in range(n):
+        assert value(sm, f"f/b{i:02}") == {f"B{i:02}": env[f"B{i:02}"]}
+        assert len(versions(sm, f"f/b{i:02}")) == 1
+    assert run.errors == []
+    assert_run_clean(run, env.values())
 
 
 def test_a_secret_whose_writes_always_fail_is_reported_and_a_rerun_converges(action, proxy, sm):

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
+from . import limiter
 from .plan import WRITES, Action, Step, owned_by, plan_secret, value_change
 from .state import Current, describe_error, error_code, read_one, read_value
 
@@ -27,18 +28,8 @@ if TYPE_CHECKING:
 
     from .sources import Desired
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "InternalServiceError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "RequestTimeout",
-    }
-)
+# What the retry round from a fresh read takes on: the answers limiter.py retries too.
+_TRANSIENT_CODES = limiter.THROTTLING | limiter.TRANSIENT
 RETRY_PAUSE_SECONDS = 1.0
 # A hard quota (secrets per Region, versions per secret, ...): no retry can succeed. botocore
 # counts it as throttling, so it would retry it for half a minute and slow every other thread.

@@ -31,7 +31,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from . import oidc
+from . import limiter, oidc
 from .errors import CredentialsError
 from .runner import Runner
 from .settings import Settings
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
     from mypy_boto3_sts.type_defs import CredentialsTypeDef
 
-# Adaptive mode: a client-side rate limiter that backs off when AWS throttles, so a burst of
-# writes settles at the account's quota instead of failing. Attempts are set explicitly because
-# botocore's defaults have changed between releases.
-RETRY_MODE: Literal["adaptive"] = "adaptive"
-MAX_ATTEMPTS = 8
+# Secrets Manager's retries and pacing are limiter.py's (botocore's adaptive mode collapses on
+# sporadic throttles): botocore makes one attempt, so the two never multiply. Its other modes
+# stay selectable only for bench/throttle.py, which measures against them; attempts are set
+# explicitly because botocore's defaults have changed between releases.
+MAX_ATTEMPTS = limiter.MAX_ATTEMPTS
 USER_AGENT = "secrets-sync"
 
 # AssumeRoleWithWebIdentity is retried here, not by botocore, because each attempt needs a fresh
@@ -169,9 +169,13 @@ def _refreshable(
 
 
 def client_config(settings: Settings) -> Config:
+    paced = settings.retry_mode == "paced"
+    mode: Literal["standard", "adaptive"] = (
+        "adaptive" if settings.retry_mode == "adaptive" else "standard"
+    )
     return Config(
         region_name=settings.region,
-        retries={"mode": RETRY_MODE, "total_max_attempts": MAX_ATTEMPTS},
+        retries={"mode": mode, "total_max_attempts": 1 if paced else MAX_ATTEMPTS},
         max_pool_connections=max(10, settings.max_concurrency * 2),
         connect_timeout=min(5.0, settings.timeout_seconds),
         read_timeout=settings.timeout_seconds,
@@ -190,6 +194,8 @@ def secretsmanager(sess: botocore.session.Session, settings: Settings) -> Secret
         config=client_config(settings),
         endpoint_url=settings.endpoints.get("secretsmanager"),
     )
+    if settings.retry_mode == "paced":
+        limiter.install(client, limiter.Pacer())
     return cast("SecretsManagerClient", client)
 
 

@@ -156,6 +156,9 @@ class Settings:
     workspace: Path
     endpoints: Mapping[str, str]
     timeout_seconds: float
+    # How Secrets Manager calls are paced and retried: "paced" (limiter.py). botocore's own
+    # "standard" and "adaptive" modes exist only for bench/throttle.py to measure against.
+    retry_mode: Literal["paced", "standard", "adaptive"] = "paced"
 
 
 def raw_inputs(
@@ -407,6 +410,15 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
             "use a number from 1 to 600, or unset it.",
         )
 
+    mode_text = env.get("SECRETS_SYNC_RETRY_MODE", "").strip() or "paced"
+    retry_mode = _RETRY_MODES.get(mode_text)
+    if retry_mode is None:
+        raise InputError(
+            "SECRETS_SYNC_RETRY_MODE",
+            f"{mode_text!r} is not a retry mode.",
+            "unset it (it is for bench/throttle.py), or use paced, standard or adaptive.",
+        )
+
     return Settings(
         mapping_text=mapping_text,
         mapping_origin=origin,
@@ -437,7 +449,15 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         workspace=workspace,
         endpoints=endpoint_urls(env),
         timeout_seconds=timeout,
+        retry_mode=retry_mode,
     )
+
+
+_RETRY_MODES: dict[str, Literal["paced", "standard", "adaptive"]] = {
+    "paced": "paced",
+    "standard": "standard",
+    "adaptive": "adaptive",
+}
 
 
 def endpoint_urls(env: Mapping[str, str]) -> dict[str, str]:

@@ -38,6 +38,32 @@ class Call:
 
 
 @dataclass
+class TokenBucket:
+    """A quota as AWS enforces one: `rate` calls a second, up to `burst` at once; a call of
+    `operations` that finds the bucket empty is answered ThrottlingException (400) and does not
+    reach moto. Starts full."""
+
+    rate: float
+    burst: float
+    operations: frozenset[str]
+    tokens: float = field(init=False)
+    refilled: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+        self.refilled = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        """Called under the proxy's lock."""
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass
 class Faults:
     """What to break. Rates are per request; `rule` decides a status for a given call."""
 
@@ -57,6 +83,7 @@ class Faults:
     # Rewrites the body of an answer that came back from moto, before the client sees it (e.g.
     # an STS Expiration brought near, to reach a refresh without waiting for it).
     rewrite: Callable[[Call, bytes], bytes] | None = None
+    bucket: TokenBucket | None = None
     seed: int = 7
     rng: random.Random = field(init=False)
 
@@ -242,6 +269,9 @@ class AwsProxy:
                 return status
         with self._lock:
             roll = faults.rng.random()
+            bucket = faults.bucket
+            if bucket and call.operation in bucket.operations and not bucket.take(time.monotonic()):
+                return 400
         if roll < faults.throttle_rate:
             return 400
         if roll < faults.throttle_rate + faults.error_rate:
