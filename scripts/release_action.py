@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 # A registry image by digest alone: no tag, nothing to resolve at run time.
-IMAGE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\.[a-z0-9-]+)*(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
+IMAGE = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
 DEVELOPMENT = re.compile(r"^(?P<indent>\s+)image: Dockerfile\s*$", re.M)
 
 
