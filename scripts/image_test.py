@@ -357,8 +357,28 @@ class Checks:
         }
         assert run.outputs["manifests"] == MANIFESTS, run.outputs.get("manifests")
         assert (self.job.workspace / MANIFESTS).is_file()
+        self._owned_by_the_runner_user()
         assert_run_clean(run, VALUES.values())
-        return f"{len(NAMES)} secrets created and stored; manifests written; no value leaked"
+        return (
+            f"{len(NAMES)} secrets created and stored; manifests written, owned by "
+            f"{RUNNER_UID}:{RUNNER_UID} like the workspace; no value leaked"
+        )
+
+    def _owned_by_the_runner_user(self) -> None:
+        """Issue 16: what the container (root) wrote is the workspace owner's, with umask-022
+        modes, so a later step running as the runner user can rewrite or delete it."""
+        found = {
+            p.relative_to(self.job.workspace).as_posix(): p.lstat()
+            for p in self.job.workspace.rglob("*")
+        }
+        assert sorted(found) == ["k8s", "k8s/generated", MANIFESTS], sorted(found)
+        wrong = {
+            rel: (st.st_uid, st.st_gid, oct(st.st_mode & 0o7777))
+            for rel, st in found.items()
+            if (st.st_uid, st.st_gid) != (RUNNER_UID, RUNNER_UID)
+            or st.st_mode & 0o7777 != (0o644 if rel == MANIFESTS else 0o755)
+        }
+        assert not wrong, f"owner or mode not the workspace owner's: {wrong}"
 
     def noop(self) -> str:
         self.proxy.reset()
@@ -377,6 +397,7 @@ class Checks:
         assert run.returncode == 0, _said(run)
         assert run.json("updated") == ["image/db"], run.outputs.get("updated")
         assert self._stored("image/db")["DB_PASSWORD"] == new
+        self._owned_by_the_runner_user()  # the manifests were rewritten
         assert_run_clean(run, [*VALUES.values(), new])
         return "the changed secret alone updated"
 

@@ -192,7 +192,11 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     for r in results:
         if r.error:
             runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
-    manifests = eso.write(settings, secret_map.specs)
+    manifests = eso.write(
+        settings,
+        secret_map.specs,
+        warn=lambda message: runner.warning(message, title="secrets-sync: eso-manifests"),
+    )
     outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
         print(summary.as_json(outs))
