@@ -388,10 +388,54 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
 
 
 def _check(instance: Any, origin: str, ref: str = "") -> None:
+    if not ref and _plain_entries_are_sources() and isinstance(instance, dict) and instance:
+        instance = _without_valid_plain_entries(instance)
     error = best_match(_validator(ref).iter_errors(instance))
     if error is not None:
         path, problem, fix = _explain(error, ref)
         raise InputError(_place(origin, path), problem, fix)
+
+
+@cache
+def _plain_entries_are_sources() -> bool:
+    """Whether the schema checks a `NAME: SOURCE` entry by no more than `name` for its key and
+    `source` for its value, and the mapping as a whole by nothing that depends on how many
+    entries it has beyond one. Then _without_valid_plain_entries is exact; otherwise (a schema
+    changed since) every entry goes through the full validator."""
+    root = schema()
+    return (
+        set(root)
+        <= {
+            "$schema",
+            "$id",
+            "title",
+            "description",
+            "type",
+            "minProperties",
+            "propertyNames",
+            "additionalProperties",
+            "$defs",
+        }
+        and root.get("minProperties", 1) <= 1
+        and root.get("propertyNames") == {"$ref": "#/$defs/name"}
+        and root.get("additionalProperties") == {"$ref": "#/$defs/secret"}
+        and root["$defs"]["secret"].get("if") == {"type": "string"}
+        and root["$defs"]["secret"].get("then") == {"$ref": "#/$defs/source"}
+    )
+
+
+def _without_valid_plain_entries(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """The mapping less its valid `NAME: SOURCE` entries (at least one entry kept): validating
+    each of a thousand entries through the whole schema was most of a large mapping's start-up,
+    while these two small checks are a fraction of it. An entry that fails them stays, so the
+    full validator reports it exactly as before."""
+    name, source = _validator("name"), _validator("source")
+    rest = {
+        k: v
+        for k, v in mapping.items()
+        if not (isinstance(v, str) and source.is_valid(v) and name.is_valid(k))
+    }
+    return rest or dict([next(iter(mapping.items()))])
 
 
 def _check_tags(tags: Mapping[str, str], place: str) -> None:
