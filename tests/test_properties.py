@@ -490,3 +490,15 @@ def test_mask_pieces_shortcut_is_the_full_set(value: str) -> None:
         *(line.strip() for line in value.splitlines()),
     }
     assert set(Runner._pieces(value)) == full
+
+
+@FAST
+@given(
+    ref=st.sampled_from(["name", "source"]),
+    instance=st.sampled_from(WORDS) | st.text() | st.text(min_size=500, max_size=520) | documents,
+)
+def test_string_checks_say_what_the_schema_says(ref: str, instance: Any) -> None:
+    """mapping._string_check reads `name` and `source` from the schema into plain checks."""
+    check = mapping._string_check(ref)
+    assert not hasattr(check, "__self__")  # the plain check, not the validator it falls back to
+    assert check(instance) == mapping._validator(ref).is_valid(instance)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -96,7 +97,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 
 def _construct_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
     value = str(loader.construct_scalar(node))
-    if not any("\ud800" <= c <= "\udfff" for c in value):
+    if value.isascii() or not any("\ud800" <= c <= "\udfff" for c in value):
         return value
     # YAML's \u escapes leave a JSON surrogate pair (how ensure_ascii writes an emoji) as two
     # halves: join them. A half on its own is no text at all, and no AWS call could carry it.
@@ -429,13 +430,32 @@ def _without_valid_plain_entries(mapping: dict[Any, Any]) -> dict[Any, Any]:
     each of a thousand entries through the whole schema was most of a large mapping's start-up,
     while these two small checks are a fraction of it. An entry that fails them stays, so the
     full validator reports it exactly as before."""
-    name, source = _validator("name"), _validator("source")
-    rest = {
-        k: v
-        for k, v in mapping.items()
-        if not (isinstance(v, str) and source.is_valid(v) and name.is_valid(k))
-    }
+    name, source = _string_check("name"), _string_check("source")
+    rest = {k: v for k, v in mapping.items() if not (source(v) and name(k))}
     return rest or dict([next(iter(mapping.items()))])
+
+
+@cache
+def _string_check(ref: str) -> Callable[[Any], bool]:
+    """What the validator of `$defs/<ref>` says of an instance, as a plain function when that
+    definition is a string with a length range and a pattern (a thousand jsonschema calls cost
+    more than the rest of the check); the validator itself for anything else."""
+    node = schema()["$defs"][ref]
+    if node.get("type") != "string" or not set(node) <= {
+        "description",
+        "type",
+        "minLength",
+        "maxLength",
+        "pattern",
+    }:
+        return _validator(ref).is_valid
+    low, high = node.get("minLength", 0), node.get("maxLength", sys.maxsize)
+    search = _ecma_regex(node.get("pattern", "")).search
+
+    def check(instance: Any) -> bool:
+        return isinstance(instance, str) and low <= len(instance) <= high and bool(search(instance))
+
+    return check
 
 
 def _check_tags(tags: Mapping[str, str], place: str) -> None:
