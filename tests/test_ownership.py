@@ -9,11 +9,13 @@ the real container, as root, against a workspace owned by 1001:1001 and checks t
 from __future__ import annotations
 
 import errno
+import io
 import os
 from pathlib import Path
 
 import pytest
 
+from secrets_sync import eso, ownership
 from secrets_sync.ownership import (
     DIR_MODE,
     FILE_MODE,
@@ -22,6 +24,8 @@ from secrets_sync.ownership import (
     missing_dirs,
     to_hand_over,
 )
+from secrets_sync.runner import Runner
+from tests.test_eso import MAPPING, settings_for
 
 RUNNER = Owner(1001, 1001)
 
@@ -100,3 +104,27 @@ def test_a_refused_chown_is_a_warning_naming_the_file_and_the_rest_go_on(tmp_pat
     assert "1001:1001" in warnings[0]
     assert os.strerror(code) in warnings[0]
     assert fake.chowns == [("es.yaml", 1001, 1001)]  # the next path was still handed over
+
+
+def test_eso_write_hands_over_what_it_made_and_warns_through_the_runner(tmp_path, monkeypatch):
+    """eso.write as it runs in the container: root (faked: geteuid), a workspace of the runner
+    user's (faked: its stat, as making one needs root), and a filesystem that refuses chown on
+    the new directory (faked: os.chown). The warning reaches the runner as a `::warning`
+    naming the path; the file is written and handed over all the same."""
+    (tmp_path / "k8s").mkdir()  # exists already: not the action's to touch
+    settings, specs = settings_for(tmp_path, MAPPING, **{"eso-manifests": "k8s/gen/es.yaml"})
+    fake = Recorder(refuse={"gen": errno.EPERM})
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "chown", fake.chown)
+    monkeypatch.setattr(ownership.Owner, "of", classmethod(lambda cls, path: RUNNER))
+    out = io.StringIO()
+    runner = Runner(out, in_actions=True)
+    written = eso.write(
+        settings, specs, warn=lambda m: runner.warning(m, title="secrets-sync: eso-manifests")
+    )
+    assert written == Path("k8s/gen/es.yaml")
+    assert fake.chowns == [("es.yaml", 1001, 1001)]  # k8s/ existed: left alone
+    assert out.getvalue() == (
+        "::warning title=secrets-sync%3A eso-manifests::k8s/gen is left owned by root: it could "
+        "not be handed to the workspace's owner 1001:1001 (Operation not permitted).\n"
+    )

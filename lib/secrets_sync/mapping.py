@@ -397,6 +397,14 @@ def _check(instance: Any, origin: str, ref: str = "") -> None:
         raise InputError(_place(origin, path), problem, fix)
 
 
+# The keywords the two shortcuts below understand; a schema using any other turns them off.
+_PLAIN_ROOT_KEYWORDS = frozenset(
+    {"$schema", "$id", "title", "description", "type", "minProperties", "propertyNames"}
+    | {"additionalProperties", "$defs"}
+)
+_STRING_KEYWORDS = frozenset({"description", "type", "minLength", "maxLength", "pattern"})
+
+
 @cache
 def _plain_entries_are_sources() -> bool:
     """Whether the schema checks a `NAME: SOURCE` entry by no more than `name` for its key and
@@ -405,18 +413,7 @@ def _plain_entries_are_sources() -> bool:
     changed since) every entry goes through the full validator."""
     root = schema()
     return (
-        set(root)
-        <= {
-            "$schema",
-            "$id",
-            "title",
-            "description",
-            "type",
-            "minProperties",
-            "propertyNames",
-            "additionalProperties",
-            "$defs",
-        }
+        set(root) <= _PLAIN_ROOT_KEYWORDS
         and root.get("minProperties", 1) <= 1
         and root.get("propertyNames") == {"$ref": "#/$defs/name"}
         and root.get("additionalProperties") == {"$ref": "#/$defs/secret"}
@@ -441,13 +438,7 @@ def _string_check(ref: str) -> Callable[[Any], bool]:
     definition is a string with a length range and a pattern (a thousand jsonschema calls cost
     more than the rest of the check); the validator itself for anything else."""
     node = schema()["$defs"][ref]
-    if node.get("type") != "string" or not set(node) <= {
-        "description",
-        "type",
-        "minLength",
-        "maxLength",
-        "pattern",
-    }:
+    if node.get("type") != "string" or not set(node) <= _STRING_KEYWORDS:
         return _validator(ref).is_valid
     low, high = node.get("minLength", 0), node.get("maxLength", sys.maxsize)
     search = _ecma_regex(node.get("pattern", "")).search

@@ -52,18 +52,20 @@ def hand_over(
     paths: Sequence[Path],
     owner: Owner,
     *,
-    chown: Callable[[Path, int, int], None] = os.chown,
-    chmod: Callable[[Path, int], None] = os.chmod,
+    chown: Callable[[Path, int, int], None] | None = None,
+    chmod: Callable[[Path, int], None] | None = None,
     name: Callable[[Path], str] = str,
 ) -> list[str]:
     """Give each path to `owner` with umask-022 modes. A filesystem that cannot (EPERM on a
     mount without chown, ENOTSUP, EROFS, ...) costs a warning naming the file, not the run: the
-    file is written and correct, only its owner is root. Returns the warnings."""
+    file is written and correct, only its owner is root. Returns the warnings. (os.chown and
+    os.chmod are looked up per call, so that tests can stand in for them.)"""
     warnings = []
     for path in paths:
         try:
-            chmod(path, DIR_MODE if stat.S_ISDIR(path.lstat().st_mode) else FILE_MODE)
-            chown(path, owner.uid, owner.gid)
+            mode = DIR_MODE if stat.S_ISDIR(path.lstat().st_mode) else FILE_MODE
+            (chmod or os.chmod)(path, mode)
+            (chown or os.chown)(path, owner.uid, owner.gid)
         except OSError as exc:
             warnings.append(
                 f"{name(path)} is left owned by root: it could not be handed to the workspace's "
