@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                     except AssertionError as exc:
                         failed += 1
                         log(f"FAIL {name}: {exc}")
+                if failed:
+                    return 1
                 ours, total = size(IMAGE_TAG) - size(base), size(IMAGE_TAG)
                 noop, peak = noop_figures(checks)
                 memory = f"{peak / 2**20:.0f} MiB" if peak else "not readable here"
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"no-op from `docker run` to exit {noop:.2f} s (median of 3); "
                     f"peak memory {memory}"
                 )
-            return 1 if failed else 0
+            return 0
     except Skip as why:
         log(f"image test skipped: {why}")
         return SKIPPED
