@@ -1,10 +1,19 @@
 # The image the runner builds for `uses: lornu-ai/secrets-sync@v1`, at the start of each job.
 # tests/test_image.py reads this file and replays its ENV, COPY, pip install and ENTRYPOINT lines
-# outside Docker (no Docker engine where the tests run); the CI self-test builds it for real.
+# outside Docker (no Docker engine where `make test` runs); `make image-test` builds it on a real
+# engine, and the CI self-test on GitHub builds it as the runner does.
+
+# BASE is for `make image-test` alone, which builds this file where Docker Hub cannot be reached,
+# on a stand-in base (`--build-arg BASE=<image>`). Everyone else builds on the pinned base below:
+# the default names its stage, and BuildKit skips that stage when BASE names another image. The
+# pinned image stays on a FROM line of its own because Dependabot does not read ARGs.
+ARG BASE=python-base
 
 # Tag and digest are bumped together (Dependabot does both); the digest is the multi-platform
 # index of that tag, so amd64 and arm64 runners get the same build.
-FROM python:3.14.7-slim@sha256:ce40764625a4ff50df3548277632e7f96c4e77fe75fa848aae9885476e7df5a4
+FROM python:3.14.7-slim@sha256:ce40764625a4ff50df3548277632e7f96c4e77fe75fa848aae9885476e7df5a4 AS python-base
+
+FROM ${BASE}
 
 # For the build's own Python processes (pip). The entrypoint runs with `python -I`, which ignores
 # every PYTHON* variable, so it repeats these two as the -u and -B flags.

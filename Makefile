@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_STAMP := $(VENV)/.installed-lint
 
-.PHONY: venv demo test lint bench lock clean
+.PHONY: venv demo test image-test lint bench lock clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# The image built by a real Docker engine and run as the runner runs it, against moto. Starts
+# dockerd and makes a stand-in base when needed (as root); exits 77 when no engine can be had.
+image-test: venv
+	$(BIN)/python scripts/image_test.py
 
 $(LINT_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,lint]' -c $(VENV)/constraints.txt

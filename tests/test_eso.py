@@ -359,21 +359,21 @@ def test_k8s_needs_a_manifest_file_that_is_not_a_directory(tmp_path):
 def test_write_returns_none_without_k8s_and_writes_nothing(tmp_path):
     settings, specs = settings_for(tmp_path, "a: A", **{"eso-manifests": MANIFESTS})
     eso.check(settings, specs)
-    assert eso.write(settings, specs) is None
+    assert eso.write(settings, specs, warn=pytest.fail) is None
     assert list(tmp_path.iterdir()) == []
 
 
 def test_write_creates_parents_replaces_the_file_and_returns_a_workspace_path(tmp_path):
     settings, specs = settings_for(tmp_path, MAPPING, **{"eso-manifests": "deploy/k8s/es.yaml"})
     target = tmp_path / "deploy" / "k8s" / "es.yaml"
-    assert eso.write(settings, specs) == Path("deploy/k8s/es.yaml")
+    assert eso.write(settings, specs, warn=pytest.fail) == Path("deploy/k8s/es.yaml")
     first = target.read_text(encoding="utf-8")
     assert [d["metadata"]["name"] for d in external_secrets(target)] == [
         "lornu-ai-secrets",
         "billing",
     ]
     target.write_text("stale: true\n" * 1000)
-    assert eso.write(settings, specs) == Path("deploy/k8s/es.yaml")
+    assert eso.write(settings, specs, warn=pytest.fail) == Path("deploy/k8s/es.yaml")
     assert target.read_text(encoding="utf-8") == first  # replaced whole, not appended to
     assert sorted(p.name for p in target.parent.iterdir()) == ["es.yaml"]  # no temp file left
     assert oct(target.stat().st_mode & 0o777) == "0o644"

@@ -16,10 +16,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema.exceptions import best_match
 
 from secrets_sync import mapping
 from secrets_sync.errors import SecretsSyncError
 from secrets_sync.mapping import MANAGED_BY, REPOSITORY_TAG, load_mapping, parse_default_tags
+from secrets_sync.runner import Runner
 from secrets_sync.settings import INPUTS, load_settings, parse_values
 from secrets_sync.sources import lookup, resolve
 
@@ -464,3 +466,52 @@ def before_aws(s: Any, env: dict[str, str]) -> None:
         kms_key_id=s.kms_key_id,
     )
     resolve(mapping.specs, lookup(mapping.specs, s.values, env), missing=s.missing)
+
+
+# Start-up shortcuts, held to what they stand for -------------------------------------------------
+
+
+def _explained(data: Any) -> tuple[list[Any], str, str] | None:
+    error = best_match(mapping._validator().iter_errors(data))
+    return None if error is None else mapping._explain(error)
+
+
+@FAST
+@given(
+    data=st.dictionaries(
+        st.sampled_from(WORDS) | st.text(max_size=6),
+        st.sampled_from(WORDS) | st.text(max_size=6) | documents,
+        max_size=6,
+    )
+)
+def test_plain_entries_checked_apart_give_the_full_validators_verdict(data: Any) -> None:
+    """Valid `NAME: SOURCE` entries skip the full validator (mapping._check); on any mapping
+    that gives exactly the error (or none) the full validator gives."""
+    assert mapping._plain_entries_are_sources()  # else the shortcut is off and this proves nothing
+    if data:
+        assert _explained(mapping._without_valid_plain_entries(data)) == _explained(data)
+
+
+@FAST
+@given(value=st.text() | st.sampled_from(['a"b', "a\\b", "x\x7f", " pad ", "é", "\u2028"]))
+def test_mask_pieces_shortcut_is_the_full_set(value: str) -> None:
+    """Runner._pieces spares printable ASCII two json.dumps calls; the masks are the same."""
+    full = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        *(line.strip() for line in value.splitlines()),
+    }
+    assert set(Runner._pieces(value)) == full
+
+
+@FAST
+@given(
+    ref=st.sampled_from(["name", "source"]),
+    instance=st.sampled_from(WORDS) | st.text() | st.text(min_size=500, max_size=520) | documents,
+)
+def test_string_checks_say_what_the_schema_says(ref: str, instance: Any) -> None:
+    """mapping._string_check reads `name` and `source` from the schema into plain checks."""
+    check = mapping._string_check(ref)
+    assert not hasattr(check, "__self__")  # the plain check, not the validator it falls back to
+    assert check(instance) == mapping._validator(ref).is_valid(instance)

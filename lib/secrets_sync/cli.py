@@ -268,7 +268,11 @@ def sync(
         )
         runner.error(said, title="secrets-sync: cancelled")
         runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
-    manifests = eso.write(settings, secret_map.specs)
+    manifests = eso.write(
+        settings,
+        secret_map.specs,
+        warn=lambda message: runner.warning(message, title="secrets-sync: eso-manifests"),
+    )
     outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
         print(summary.as_json(outs))

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import ownership
 from .errors import InputError, SecretsSyncError
 from .mapping import K8sTarget, SecretSpec
 from .settings import Settings
@@ -217,9 +218,13 @@ def render(docs: Sequence[dict[str, Any]], origin: str) -> str:
     return header + body
 
 
-def write(settings: Settings, specs: Sequence[SecretSpec]) -> Path | None:
+def write(
+    settings: Settings, specs: Sequence[SecretSpec], warn: Callable[[str], None]
+) -> Path | None:
     """Write the manifests; return their path relative to the workspace (the same for later
-    steps on the runner as inside the action's container), or None when no secret has `k8s`."""
+    steps on the runner as inside the action's container), or None when no secret has `k8s`.
+    The file and the directories made for it go to the workspace's owner (ownership.py); a
+    path that cannot is a warning, through `warn`."""
     docs = manifests(
         specs,
         store=settings.eso_secret_store,
@@ -233,6 +238,7 @@ def write(settings: Settings, specs: Sequence[SecretSpec]) -> Path | None:
     path = settings.eso_manifests
     assert path is not None  # check() made sure
     text = render(docs, settings.mapping_origin)
+    created = ownership.missing_dirs(path.parent, settings.workspace)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename over it: a reader never sees half a file.
@@ -251,6 +257,15 @@ def write(settings: Settings, specs: Sequence[SecretSpec]) -> Path | None:
             f"cannot write the manifests ({type(exc).__name__}: {exc.strerror or 'error'}).",
             "give a writable path inside the workspace.",
         ) from None
+    workspace = settings.workspace
+    owner = ownership.Owner.of(workspace)
+    given = ownership.to_hand_over(
+        [*created, path], workspace=workspace, owner=owner, euid=os.geteuid()
+    )
+    for warning in ownership.hand_over(
+        given, owner, name=lambda p: p.relative_to(workspace).as_posix()
+    ):
+        warn(warning)
     try:
         return path.relative_to(settings.workspace)
     except ValueError:

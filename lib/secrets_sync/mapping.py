@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -128,7 +129,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 
 def _construct_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
     value = str(loader.construct_scalar(node))
-    if not any("\ud800" <= c <= "\udfff" for c in value):
+    if value.isascii() or not any("\ud800" <= c <= "\udfff" for c in value):
         return value
     # YAML's \u escapes leave a JSON surrogate pair (how ensure_ascii writes an emoji) as two
     # halves: join them. A half on its own is no text at all, and no AWS call could carry it.
@@ -448,10 +449,64 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
 
 
 def _check(instance: Any, origin: str, ref: str = "") -> None:
+    if not ref and _plain_entries_are_sources() and isinstance(instance, dict) and instance:
+        instance = _without_valid_plain_entries(instance)
     error = best_match(_validator(ref).iter_errors(instance))
     if error is not None:
         path, problem, fix = _explain(error, ref)
         raise InputError(_place(origin, path), problem, fix)
+
+
+# The keywords the two shortcuts below understand; a schema using any other turns them off.
+_PLAIN_ROOT_KEYWORDS = frozenset(
+    {"$schema", "$id", "title", "description", "type", "minProperties", "propertyNames"}
+    | {"additionalProperties", "$defs"}
+)
+_STRING_KEYWORDS = frozenset({"description", "type", "minLength", "maxLength", "pattern"})
+
+
+@cache
+def _plain_entries_are_sources() -> bool:
+    """Whether the schema checks a `NAME: SOURCE` entry by no more than `name` for its key and
+    `source` for its value, and the mapping as a whole by nothing that depends on how many
+    entries it has beyond one. Then _without_valid_plain_entries is exact; otherwise (a schema
+    changed since) every entry goes through the full validator."""
+    root = schema()
+    return (
+        set(root) <= _PLAIN_ROOT_KEYWORDS
+        and root.get("minProperties", 1) <= 1
+        and root.get("propertyNames") == {"$ref": "#/$defs/name"}
+        and root.get("additionalProperties") == {"$ref": "#/$defs/secret"}
+        and root["$defs"]["secret"].get("if") == {"type": "string"}
+        and root["$defs"]["secret"].get("then") == {"$ref": "#/$defs/source"}
+    )
+
+
+def _without_valid_plain_entries(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """The mapping less its valid `NAME: SOURCE` entries (at least one entry kept): validating
+    each of a thousand entries through the whole schema was most of a large mapping's start-up,
+    while these two small checks are a fraction of it. An entry that fails them stays, so the
+    full validator reports it exactly as before."""
+    name, source = _string_check("name"), _string_check("source")
+    rest = {k: v for k, v in mapping.items() if not (source(v) and name(k))}
+    return rest or dict([next(iter(mapping.items()))])
+
+
+@cache
+def _string_check(ref: str) -> Callable[[Any], bool]:
+    """What the validator of `$defs/<ref>` says of an instance, as a plain function when that
+    definition is a string with a length range and a pattern (a thousand jsonschema calls cost
+    more than the rest of the check); the validator itself for anything else."""
+    node = schema()["$defs"][ref]
+    if node.get("type") != "string" or not set(node) <= _STRING_KEYWORDS:
+        return _validator(ref).is_valid
+    low, high = node.get("minLength", 0), node.get("maxLength", sys.maxsize)
+    search = _ecma_regex(node.get("pattern", "")).search
+
+    def check(instance: Any) -> bool:
+        return isinstance(instance, str) and low <= len(instance) <= high and bool(search(instance))
+
+    return check
 
 
 def _check_tags(tags: Mapping[str, str], place: str) -> None:

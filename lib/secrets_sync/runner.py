@@ -67,22 +67,35 @@ class Runner:
 
         tell_runner=False: our redaction only, for values read from AWS after the log has
         begun (a merge's JSON): a mask command then would put them in the log stream itself."""
+        self.add_masks((value,), tell_runner=tell_runner)
+
+    def add_masks(self, values: Iterable[str], *, tell_runner: bool = True) -> None:
+        """add_mask for each value, their `::add-mask::` lines written at once: a mapping of
+        1,000 secrets registers some 2,000 masks, and a write and flush each cost more than
+        building them."""
+        lines = []
+        for value in values:
+            for piece in self._pieces(value):
+                if not piece or piece in self._secrets:
+                    continue
+                self._secrets.add(piece)
+                self._redact_order = None
+                if self.in_actions and tell_runner:
+                    lines.append(str(Command("add-mask", {}, piece)))
+        if lines:
+            self._write("\n".join(lines))
+
+    @staticmethod
+    def _pieces(value: str) -> list[str]:
+        # Printable ASCII without a quote or backslash is its own JSON-escaped form: the
+        # common case, spared two json.dumps calls.
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return [value, value.strip()]
         # The JSON-escaped form is how a value stands inside a JSON secret string.
         escaped = json.dumps(value)[1:-1]
         # ...and, unicode kept, how it stands in the secret strings this action builds.
         unicode_escaped = json.dumps(value, ensure_ascii=False)[1:-1]
-        pieces = [value, escaped, unicode_escaped, *(line.strip() for line in value.splitlines())]
-        for piece in pieces:
-            if not piece or piece in self._secrets:
-                continue
-            self._secrets.add(piece)
-            self._redact_order = None
-            if self.in_actions and tell_runner:
-                self._write(str(Command("add-mask", {}, piece)))
-
-    def add_masks(self, values: Iterable[str], *, tell_runner: bool = True) -> None:
-        for value in values:
-            self.add_mask(value, tell_runner=tell_runner)
+        return [value, escaped, unicode_escaped, *(line.strip() for line in value.splitlines())]
 
     def redact(self, text: str) -> str:
         """Each mask, longest first, replaced in turn. A run of 1,000 secrets writes a line for

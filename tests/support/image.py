@@ -55,6 +55,33 @@ def words(args: str) -> list[str]:
     return json.loads(args) if args.startswith("[") else shlex.split(args)
 
 
+def _base(found: list[Instruction]) -> str:
+    """The image the final stage is built on, as a build without --build-arg resolves it: the
+    ARGs declared before the first FROM substituted, and a stage name followed to its image.
+    Only a stage that is nothing but a name for a pinned image may come before the final one
+    (the Dockerfile keeps its pinned base there, for Dependabot): the test replays one stage."""
+    defaults = {}
+    for ins in found:
+        if ins.keyword.upper() == "FROM":
+            break
+        assert ins.keyword.upper() == "ARG", f"{ins.keyword} before the first FROM"
+        name, _, default = ins.args.partition("=")
+        defaults[name] = default
+    stages: dict[str, str] = {}
+    froms = [i for i in found if i.keyword.upper() == "FROM"]
+    for n, ins in enumerate(froms):
+        image, *alias = re.split(r"\s+[Aa][Ss]\s+", ins.args)
+        image = re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m[1]], image)
+        image = stages.get(image, image)
+        if n == len(froms) - 1:
+            return image
+        following = found[found.index(ins) + 1]
+        assert alias, "one stage: the test replays one"
+        assert following.keyword.upper() == "FROM", "one stage: the test replays one"
+        stages[alias[0]] = image
+    raise AssertionError("the Dockerfile has no FROM")
+
+
 @dataclass(frozen=True)
 class Dockerfile:
     base: str
@@ -86,9 +113,7 @@ class Dockerfile:
                 runs.append((n, [shlex.split(command) for command in ins.args.split("&&")]))
             elif kw == "ENTRYPOINT":
                 entrypoint = json.loads(ins.args)
-        froms = [i.args for i in found if i.keyword.upper() == "FROM"]
-        assert len(froms) == 1, "one stage: the test replays a single image"
-        return cls(froms[0], env, copies, copy_positions, runs, entrypoint, keywords)
+        return cls(_base(found), env, copies, copy_positions, runs, entrypoint, keywords)
 
     @property
     def commands(self) -> list[list[str]]:
