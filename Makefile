@@ -27,8 +27,13 @@ $(STAMP): pyproject.toml requirements.lock
 demo: venv
 	$(BIN)/python scripts/demo.py
 
+# The suite mostly waits (timeouts, retry back-off, subprocesses starting) rather than computes,
+# so it runs on more workers than cores; each worker has its own moto. loadgroup keeps the
+# modules marked xdist_group (one costly shared fixture each) on a single worker.
+TEST_WORKERS ?= 4
+
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Every linter comes as a wheel with its binary inside (see the lint extra in pyproject.toml):
 # no toolchain to build and nothing downloaded while installing.
