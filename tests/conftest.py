@@ -3,7 +3,6 @@ as real AWS does where moto is kinder, and the action run as a subprocess agains
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,17 +19,14 @@ from tests.support.realaws import RealAws
 REGION = "us-east-1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    """One moto per session, which under `make test`'s parallel workers is one per worker. Port 0:
+    the kernel picks a free port as the server binds, so workers starting together cannot race
+    for the same one."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    _, port = server.get_host_and_port()
     yield f"http://127.0.0.1:{port}"
     server.stop()
 

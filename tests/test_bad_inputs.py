@@ -499,6 +499,11 @@ def run_case(case: Case, proxy: AwsProxy, tmp_path: Path) -> ActionRun:
     return run_action(inputs, endpoint=proxy.url, workspace=workspace, env=env, drop=case.drop)
 
 
+# The corpus below runs every case of the session at once, so under `make test`'s parallel
+# workers (pytest-xdist, --dist loadgroup) this module stays on one worker and runs it once.
+pytestmark = pytest.mark.xdist_group("bad_inputs")
+
+
 @pytest.fixture(scope="module")
 def corpus(
     request: pytest.FixtureRequest, moto_url: str, tmp_path_factory: pytest.TempPathFactory

@@ -50,6 +50,11 @@ VALUES = {
 }
 
 
+# One worker builds the stand-in image once for all of this module under `make test`'s
+# parallel workers (pytest-xdist, --dist loadgroup), instead of one build per worker.
+pytestmark = pytest.mark.xdist_group("image")
+
+
 @pytest.fixture(scope="session")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     """Built once per session: the install is the slow part."""
