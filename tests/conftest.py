@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.support import aws_rules
 from tests.support.action import ActionRun, run_action
 from tests.support.proxy import AwsProxy, Faults
 
@@ -27,6 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
+    aws_rules.install()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -128,8 +128,8 @@ def test_writes_reach_but_never_exceed_max_concurrency(action, proxy):
     updated = action(inputs(40, **{"max-concurrency": "6"}), env=values(40, "two"))
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert len(updated.json("updated")) == 40
-    assert proxy.ops().count("UpdateSecret") == 40
-    assert proxy.peak("UpdateSecret") == 6
+    assert proxy.ops().count("PutSecretValue") == 40
+    assert proxy.peak("PutSecretValue") == 6
     assert proxy.peak() == 6
 
 

@@ -15,6 +15,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
+from .drift import CURRENT, LABEL, WRITTEN_STAGES
 from .plan import Action, Step, plan_secret, same_value
 from .state import describe_error, error_code, read_one, read_value
 
@@ -67,6 +68,9 @@ class Applier:
     repository: str
     adopt: bool
     recovery_window_days: int
+    # `secrets-sync:run` and `secrets-sync:commit`: set with every write, never on their own, so
+    # a run with nothing to do still writes nothing.
+    audit_tags: tuple[tuple[str, str], ...] = ()
 
     def run(self, step: Step) -> Result:
         if step.error:
@@ -96,6 +100,10 @@ class Applier:
                 return Result(step, step.action, arn)
             case Action.CREATE:
                 return self._create(step)
+            case Action.ROLLBACK:
+                from .rollback import roll_back
+
+                return Result(step, step.action, arn, roll_back(client, step, self.audit_tags))
         assert arn is not None
         assert step.desired is not None
         assert step.current is not None
@@ -108,16 +116,21 @@ class Applier:
             write_value = not same_value(
                 fresh.secret_string, step.desired.secret_string or "", step.desired.spec.is_json
             )
-        if write_value or step.description is not None:
-            kwargs: dict[str, Any] = {"SecretId": arn}
-            if write_value:
-                kwargs["SecretString"] = step.desired.secret_string
-            if step.description is not None:
-                kwargs["Description"] = step.description
-            answer = client.update_secret(**kwargs)
-            version = answer.get("VersionId") or version
-        if step.tags:
-            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in step.tags])
+        if write_value:
+            version = self._put_value(arn, step) or version
+        if step.description is not None:
+            client.update_secret(SecretId=arn, Description=step.description)
+        if step.relabel:
+            # The current version holds GitHub's value already: it becomes the one we wrote.
+            client.update_secret_version_stage(
+                SecretId=arn,
+                VersionStage=LABEL,
+                MoveToVersionId=step.current.version_with(CURRENT) or "",
+                RemoveFromVersionId=step.current.version_with(LABEL) or "",
+            )
+        tags = (*step.tags, *self.audit_tags)
+        if tags:
+            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])
         if step.replica_regions:
             client.replicate_secret_to_regions(
                 SecretId=arn, AddReplicaRegions=[{"Region": r} for r in step.replica_regions]
@@ -130,7 +143,7 @@ class Applier:
         kwargs: dict[str, Any] = {
             "Name": step.name,
             "SecretString": step.desired.secret_string,
-            "Tags": [{"Key": k, "Value": v} for k, v in step.tags],
+            "Tags": [{"Key": k, "Value": v} for k, v in (*step.tags, *self.audit_tags)],
         }
         if spec.description is not None:
             kwargs["Description"] = spec.description
@@ -145,7 +158,32 @@ class Applier:
                 raise
             # Another run (or ListSecrets' lag) got there first: read it and carry on from there.
             return self.resync(step, lost_race=True)
-        return Result(step, Action.CREATE, answer["ARN"], answer.get("VersionId"))
+        version = answer.get("VersionId")
+        try:
+            # CreateSecret takes no staging labels: the first version gets ours in a second
+            # call. The value and its tags land together in the first, as IAM's condition on
+            # the request tags wants; a failure here loses nothing but drift detection for this
+            # secret until its next write, and is said so.
+            self.client.update_secret_version_stage(
+                SecretId=answer["ARN"], VersionStage=LABEL, MoveToVersionId=version or ""
+            )
+        except (ClientError, BotoCoreError) as exc:
+            problem = (
+                f"created, but its drift label could not be set ({_describe(exc)}); drift "
+                "is detected from its next write"
+            )
+            return Result(step, Action.CREATE, answer["ARN"], version, problem)
+        return Result(step, Action.CREATE, answer["ARN"], version)
+
+    def _put_value(self, arn: str, step: Step) -> str | None:
+        """Write the value as a new version carrying AWSCURRENT and our label (drift.py)."""
+        assert step.desired is not None
+        answer = self.client.put_secret_value(
+            SecretId=arn,
+            SecretString=step.desired.secret_string or "",
+            VersionStages=list(WRITTEN_STAGES),
+        )
+        return answer.get("VersionId")
 
     def resync(self, step: Step, *, lost_race: bool = False) -> Result:
         """Re-read one secret and apply a fresh plan for it; never writes blind."""

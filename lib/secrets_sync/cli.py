@@ -20,7 +20,7 @@ from .settings import INPUTS, Settings, load_settings
 if TYPE_CHECKING:
     import argparse
 
-BOOLEAN_INPUTS = frozenset({"adopt-existing", "prune", "dry-run"})
+BOOLEAN_INPUTS = frozenset({"adopt-existing", "prune", "dry-run", "rollback"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +113,7 @@ def common_prefix(names: Sequence[str]) -> str:
 def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     # Heavy imports wait until the inputs are known to be good: a bad input fails fast, and a
     # bad mapping without loading botocore.
-    from . import eso, mapping, sources
+    from . import eso, mapping, selection, sources
 
     runner.add_masks(settings.values.values())
     default_tags = mapping.parse_default_tags(settings.default_tags_text)
@@ -125,22 +125,32 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         kms_key_id=settings.kms_key_id,
     )
     eso.check(settings, secret_map.specs)
-    values = sources.lookup(secret_map.specs, settings.values, env)
-    runner.add_masks(values.values())
-    desired = sources.resolve(secret_map.specs, values, missing=settings.missing)
-    runner.add_masks(d.secret_string for d in desired if d.secret_string)
+    # Only the selected secrets' sources are looked up: pushing one rotated secret must not
+    # need every other secret's value at hand.
+    specs = selection.select(secret_map.specs, settings.only)
+    if settings.rollback:
+        # A rollback moves labels between versions AWS holds: it needs no value at all.
+        desired = tuple(sources.Desired(spec, None) for spec in specs)
+    else:
+        values = sources.lookup(specs, settings.values, env)
+        runner.add_masks(values.values())
+        desired = sources.resolve(specs, values, missing=settings.missing)
+        runner.add_masks(d.secret_string for d in desired if d.secret_string)
 
     for warning in secret_map.warnings:
         runner.warning(warning, title="secrets-sync: name")
     mode = " (dry run: nothing will be written)" if settings.dry_run else ""
+    what = "secrets to roll back" if settings.rollback else "secrets"
+    selected = f" (selected by `only` from {len(secret_map.specs)})" if settings.only else ""
     runner.info(
-        f"secrets-sync {__version__}: {len(desired)} secrets in {settings.region} for "
+        f"secrets-sync {__version__}: {len(desired)} {what}{selected} in {settings.region} for "
         f"{settings.repository}{mode}"
     )
 
-    from . import credentials, state, summary
+    from . import credentials, drift, state, summary
     from .apply import Applier, apply_all, dry_run
-    from .plan import plan
+    from .plan import Action, plan
+    from .rollback import plan_rollback
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
@@ -161,27 +171,46 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         replicated = [
             current[d.name]
             for d in desired
-            if d.spec.replica_regions and d.name in current and not current[d.name].deleted
+            if d.spec.replica_regions
+            and d.name in current
+            and not current[d.name].deleted
+            and not settings.rollback
         ]
         current.update(
             (c.name, c) for c in pool.map(lambda c: state.read_replicas(client, c), replicated)
         )
-        steps = plan(
-            desired,
-            current,
-            repository=settings.repository,
-            adopt=settings.adopt_existing,
-            prune=settings.prune,
-            name_prefix=settings.name_prefix,
-            max_deletions=settings.max_deletions,
-        )
+        if settings.rollback:
+            steps = tuple(
+                plan_rollback(d, current.get(d.name), repository=settings.repository)
+                for d in desired
+            )
+        else:
+            steps = plan(
+                desired,
+                current,
+                repository=settings.repository,
+                adopt=settings.adopt_existing,
+                prune=settings.prune,
+                name_prefix=settings.name_prefix,
+                max_deletions=settings.max_deletions,
+            )
+            steps = tuple(drift.on_drift(s, settings.on_drift) for s in steps)
         if settings.dry_run:
             results = dry_run(steps)
         else:
             applier = Applier(
-                client, settings.repository, settings.adopt_existing, settings.recovery_window_days
+                client,
+                settings.repository,
+                settings.adopt_existing,
+                settings.recovery_window_days,
+                audit_tags=audit_tags(settings),
             )
-            results = apply_all(applier, steps, pool)
+            # A rollback is not retried from a fresh read: that read would plan a sync.
+            results = (
+                list(pool.map(applier.run, steps))
+                if settings.rollback
+                else apply_all(applier, steps, pool)
+            )
     # AWS error messages can echo a request: redact each whole, before a log line is split at
     # its line breaks or a Markdown cell folds them, which could leave pieces too short to match.
     results = [replace(r, error=runner.redact(r.error)) if r.error else r for r in results]
@@ -192,6 +221,10 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
     for r in results:
         if r.error:
             runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
+        elif r.step.drift:
+            runner.warning(f"{r.name}: {r.step.reason}.", title="secrets-sync: drift")
+        elif settings.rollback and r.action is not Action.ROLLBACK:
+            runner.warning(f"{r.name}: not rolled back: {r.step.reason}.", title="secrets-sync")
     manifests = eso.write(settings, secret_map.specs)
     outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
@@ -205,6 +238,17 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
         )
     )
     verb = "Would sync" if settings.dry_run else "Synced"
+    if settings.rollback:
+        verb = "Would roll back" if settings.dry_run else "Rolled back"
     runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
     failed = any(summary.bucket(r) == "failed" for r in results)
-    return 1 if failed and not settings.dry_run else 0
+    # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
+    alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
+    return 1 if (failed and not settings.dry_run) or alarm else 0
+
+
+def audit_tags(settings: Settings) -> tuple[tuple[str, str], ...]:
+    from .mapping import COMMIT_TAG, RUN_TAG
+
+    tags = ((RUN_TAG, settings.run_url), (COMMIT_TAG, settings.commit))
+    return tuple((k, v) for k, v in tags if v)

@@ -22,9 +22,12 @@ class Action(StrEnum):
     SKIP = "skip"
     CONFLICT = "conflict"
     DELETE = "delete"
+    ROLLBACK = "rollback"
 
 
-WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE, Action.DELETE})
+WRITES = frozenset(
+    {Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE, Action.DELETE, Action.ROLLBACK}
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Step:
     tags: tuple[tuple[str, str], ...] = ()  # tags to set: missing or different
     replica_regions: tuple[str, ...] = ()  # regions to add
     error: str | None = None  # known before any write (e.g. the value could not be read)
+    drift: bool = False  # the current version was written outside secrets-sync (drift.py)
+    relabel: bool = False  # move our staging label to the current version (drift.py)
+    target_version: str | None = None  # a rollback: the version to make current (rollback.py)
 
     @property
     def arn(self) -> str | None:

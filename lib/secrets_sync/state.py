@@ -33,6 +33,13 @@ class Current:
     version_id: str | None = None
     secret_string: str | None = field(default=None, repr=False)
     read_error: str | None = None  # why the value could not be read
+    # Staging labels of each labelled version, as ListSecrets gives them (SecretVersionsToStages):
+    # where AWSCURRENT, AWSPREVIOUS and our own label (drift.LABEL) are, without another call.
+    stages: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def version_with(self, label: str) -> str | None:
+        """The version carrying a staging label; a label is on one version at a time."""
+        return next((v for v, labels in self.stages.items() if label in labels), None)
 
 
 def error_code(exc: BaseException) -> str:
@@ -68,6 +75,14 @@ def _from_entry(entry: Any) -> Current:
             if "ReplicationStatus" in entry
             else None
         ),
+        stages={
+            version: tuple(labels)
+            # ListSecrets and DescribeSecret name the same map differently.
+            for version, labels in (
+                entry.get("SecretVersionsToStages") or entry.get("VersionIdsToStages") or {}
+            ).items()
+            if labels
+        },
     )
 
 

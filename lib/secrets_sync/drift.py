@@ -1,0 +1,66 @@
+"""Drift: a secret whose current version was written by something other than secrets-sync.
+
+Every value secrets-sync writes carries a staging label of its own, LABEL, beside AWSCURRENT
+(PutSecretValue with VersionStages; a label is on one version at a time, so it leaves the
+version written before). ListSecrets returns every version's labels (SecretVersionsToStages), so
+a run knows with no call of its own whether AWSCURRENT is still on the version it wrote: when
+our label is on another version, someone wrote since. A secret without the label anywhere (written
+before v1.1, or by Terraform and just adopted) has no drift: there is nothing to compare with."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+from .plan import Action, Step
+from .state import Current
+
+LABEL = "secrets-sync"  # staging labels: 1-256 characters, at most 20 on a version
+CURRENT = "AWSCURRENT"
+PREVIOUS = "AWSPREVIOUS"
+WRITTEN_STAGES = (CURRENT, LABEL)  # PutSecretValue must name AWSCURRENT too, or it is not current
+_WHAT = "written outside secrets-sync since its last sync"
+
+
+def drifted(current: Current) -> bool:
+    if current.deleted:
+        return False  # a restore writes it anyway, and its labels are not the point then
+    ours, now = current.version_with(LABEL), current.version_with(CURRENT)
+    return ours is not None and now is not None and ours != now
+
+
+def on_drift(step: Step, policy: Literal["overwrite", "skip", "fail"]) -> Step:
+    """The planned step, changed as `on-drift` says when its secret drifted."""
+    if step.current is None or not drifted(step.current):
+        return step
+    if step.action not in (Action.UPDATE, Action.TAG, Action.UNCHANGED) or step.error:
+        return replace(step, drift=True)  # a conflict, skip or unreadable value stays what it is
+    if policy == "skip":
+        return Step(
+            step.name,
+            Action.SKIP,
+            f"drifted: {_WHAT}; on-drift is skip",
+            step.desired,
+            step.current,
+            drift=True,
+        )
+    if policy == "fail":
+        return Step(
+            step.name,
+            Action.CONFLICT,
+            f"drifted: {_WHAT}; on-drift is fail",
+            step.desired,
+            step.current,
+            drift=True,
+        )
+    if step.action is Action.UPDATE:
+        return replace(step, drift=True, reason=f"{step.reason}; drifted: {_WHAT}, overwritten")
+    # The value outside equals GitHub's: no new version; our label moves to the current one so
+    # that the next run does not report the same drift again.
+    return replace(
+        step,
+        action=Action.TAG,
+        reason=f"drifted: {_WHAT}, with the same value; label moved",
+        drift=True,
+        relabel=True,
+    )
