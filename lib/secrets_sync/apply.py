@@ -122,12 +122,10 @@ class Applier:
             client.update_secret(SecretId=arn, Description=step.description)
         if step.relabel:
             # The current version holds GitHub's value already: it becomes the one we wrote.
-            client.update_secret_version_stage(
-                SecretId=arn,
-                VersionStage=LABEL,
-                MoveToVersionId=step.current.version_with(CURRENT) or "",
-                RemoveFromVersionId=step.current.version_with(LABEL) or "",
-            )
+            label: dict[str, str] = {"MoveToVersionId": step.current.version_with(CURRENT) or ""}
+            if step.current.version_with(LABEL):
+                label["RemoveFromVersionId"] = step.current.version_with(LABEL) or ""
+            client.update_secret_version_stage(SecretId=arn, VersionStage=LABEL, **label)
         tags = (*step.tags, *self.audit_tags)
         if tags:
             client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])

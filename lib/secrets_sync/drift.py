@@ -31,7 +31,14 @@ def drifted(current: Current) -> bool:
 
 def on_drift(step: Step, policy: Literal["overwrite", "skip", "fail"]) -> Step:
     """The planned step, changed as `on-drift` says when its secret drifted."""
-    if step.current is None or not drifted(step.current):
+    if step.current is None:
+        return step
+    if not drifted(step.current):
+        if step.action is Action.TAG and step.current.version_with(LABEL) is None:
+            # A write happens anyway (adoption, or a secret from before drift detection) and
+            # the value is GitHub's: label it now, or its drift would go unseen until the
+            # value next changes.
+            return replace(step, relabel=step.current.version_with(CURRENT) is not None)
         return step
     if step.action not in (Action.UPDATE, Action.TAG, Action.UNCHANGED) or step.error:
         return replace(step, drift=True)  # a conflict, skip or unreadable value stays what it is
