@@ -149,7 +149,9 @@ def test_throttling_of_a_third_of_calls_on_updates(action, proxy, sm):
     )
     run = action({"secrets": mapping, "name-prefix": "f/"}, env=env)
     assert run.returncode == 0, run.stdout
-    assert {"ListSecrets", "PutSecretValue"} <= {c.operation for c in proxy.calls if c.status == 400}
+    assert {"ListSecrets", "PutSecretValue"} <= {
+        c.operation for c in proxy.calls if c.status == 400
+    }
     assert_workload_right(sm, run, env, expected)
 
 
