@@ -120,15 +120,16 @@ class Applier:
             version = self._put_value(arn, step) or version
         if step.description is not None:
             client.update_secret(SecretId=arn, Description=step.description)
+        tags = (*step.tags, *self.audit_tags)
+        if tags:
+            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])
         if step.relabel:
             # The current version holds GitHub's value already: it becomes the one we wrote.
+            # After the tags, so that labels only ever move on a secret tagged ours (IAM).
             label: dict[str, str] = {"MoveToVersionId": step.current.version_with(CURRENT) or ""}
             if step.current.version_with(LABEL):
                 label["RemoveFromVersionId"] = step.current.version_with(LABEL) or ""
             client.update_secret_version_stage(SecretId=arn, VersionStage=LABEL, **label)
-        tags = (*step.tags, *self.audit_tags)
-        if tags:
-            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])
         if step.replica_regions:
             client.replicate_secret_to_regions(
                 SecretId=arn, AddReplicaRegions=[{"Region": r} for r in step.replica_regions]
