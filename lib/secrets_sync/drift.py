@@ -61,7 +61,7 @@ def on_drift(step: Step, policy: Literal["overwrite", "skip", "fail"]) -> Step:
             drift=True,
         )
     if step.action is Action.UPDATE:
-        return replace(step, drift=True, reason=f"{step.reason}; drifted: {_WHAT}, overwritten")
+        return replace(step, drift=True, reason=f"drifted: {_WHAT}; GitHub's value written back")
     # The value outside equals GitHub's: no new version; our label moves to the current one so
     # that the next run does not report the same drift again.
     return replace(
