@@ -183,3 +183,73 @@ def test_drift_costs_no_call_on_a_noop_run(action, proxy, sm):
     caught = action({**INPUTS, "dry-run": "true"}, env=VALUES)
     assert caught.json("drifted") == ["drift/key"]
     assert sorted(proxy.ops()) == ["BatchGetSecretValue", "ListSecrets"]
+
+
+# The pure rules, one by one -------------------------------------------------------------------
+
+
+def _step(action, stages, *, deleted=False, error=None):
+    from secrets_sync.plan import Action, Step
+    from secrets_sync.state import Current
+
+    current = Current("n", "arn", stages=stages, deleted=deleted)
+    writes = action is Action.UPDATE
+    return Step("n", action, "planned", None, current, write_value=writes, error=error)
+
+
+@pytest.mark.parametrize(
+    ("stages", "drifted"),
+    [
+        ({"v1": ("AWSCURRENT", LABEL)}, False),  # ours is current
+        ({"v1": (LABEL, "AWSPREVIOUS"), "v2": ("AWSCURRENT",)}, True),  # someone wrote v2
+        ({"v1": (LABEL,), "v2": ("AWSPREVIOUS",), "v3": ("AWSCURRENT",)}, True),  # twice
+        ({"v1": ("AWSPREVIOUS",), "v2": ("AWSCURRENT",)}, False),  # from before the label
+        ({}, False),  # no version at all
+    ],
+)
+def test_drifted(stages, drifted):
+    from secrets_sync.drift import drifted as is_drifted
+    from secrets_sync.state import Current
+
+    assert is_drifted(Current("n", "arn", stages=stages)) is drifted
+    assert is_drifted(Current("n", "arn", stages=stages, deleted=True)) is False
+
+
+@pytest.mark.parametrize(
+    ("policy", "action", "expected"),
+    [
+        ("overwrite", "update", "update"),
+        ("overwrite", "unchanged", "tag"),
+        ("overwrite", "tag", "tag"),
+        ("skip", "update", "skip"),
+        ("skip", "unchanged", "skip"),
+        ("fail", "update", "conflict"),
+        ("fail", "tag", "conflict"),
+        ("fail", "conflict", "conflict"),  # a conflict stays one, for its own reason
+    ],
+)
+def test_on_drift(policy, action, expected):
+    from secrets_sync.drift import on_drift
+    from secrets_sync.plan import Action
+
+    drifting = {"v1": (LABEL, "AWSPREVIOUS"), "v2": ("AWSCURRENT",)}
+    step = on_drift(_step(Action(action), drifting), policy)
+    assert (str(step.action), step.drift) == (expected, True)
+    assert step.relabel is (expected == "tag")
+    assert step.write_value is (expected == "update")
+    calm = _step(Action(action), {"v1": ("AWSCURRENT", LABEL)})
+    assert on_drift(calm, policy) == calm
+
+
+def test_an_unreadable_drifted_secret_keeps_its_error():
+    from secrets_sync.drift import on_drift
+    from secrets_sync.plan import Action
+
+    step = _step(Action.UPDATE, {"v1": (LABEL,), "v2": ("AWSCURRENT",)}, error="denied")
+    assert on_drift(step, "skip") == _replace(step, drift=True)
+
+
+def _replace(step, **changes):
+    from dataclasses import replace
+
+    return replace(step, **changes)

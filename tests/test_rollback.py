@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 
 from secrets_sync.drift import LABEL
-from tests.support.action import OURS, WRITES, assert_run_clean
+from secrets_sync.plan import Action
+from secrets_sync.rollback import plan_rollback
+from secrets_sync.sources import Desired
+from secrets_sync.state import Current
+from tests.support.action import OURS, REPOSITORY, WRITES, assert_run_clean
+from tests.test_audit import run_env, url
 
 INPUTS = {"secrets": "key: KEY\nother: OTHER", "name-prefix": "rb/"}
 GOOD = {"KEY": "good-canary-value-1", "OTHER": "other-canary-value-1"}
@@ -40,7 +45,7 @@ def test_rollback_makes_the_previous_version_current_writing_no_value(action, pr
     good_version = version_with(sm, "rb/key", "AWSPREVIOUS")
     proxy.reset()
     # No source values at all: a rollback needs none, GitHub could not give the old one anyway.
-    run = action(ROLLBACK)
+    run = action(ROLLBACK, env=run_env("555", "2"))
     assert run.returncode == 0, run.stdout
     assert run.json("rolled-back") == ["rb/key"]
     assert run.outputs["changed"] == "true"
@@ -52,7 +57,8 @@ def test_rollback_makes_the_previous_version_current_writing_no_value(action, pr
     assert "rb/other" not in json.dumps(run.json("results"))  # not selected, not touched
     assert "| `rb/key` | rollback |" in run.summary
     tags = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId="rb/key")["Tags"]}
-    assert tags["secrets-sync:rolled-back-from"] != good_version
+    assert tags["secrets-sync:rolled-back-from"] == version_with(sm, "rb/key", "AWSPREVIOUS")
+    assert tags["secrets-sync:run"] == url("555", "2")  # the audit trail names the rollback
     assert_run_clean(run, [*GOOD.values(), *BAD.values()])
 
     # The next sync, with the GitHub secret not fixed, writes the bad value again (no drift):
@@ -129,3 +135,33 @@ def test_dry_run_rollback_says_what_it_would_do(action, proxy, sm):
     assert "Would roll back" in run.stdout
     assert "becomes current again" in run.stdout
     assert run.summary.startswith("### secrets-sync plan (dry run, nothing written)")
+
+
+# The pure rule ----------------------------------------------------------------------------------
+
+OUR_TAGS = {t["Key"]: t["Value"] for t in OURS}
+
+
+def _plan(stages, tags=OUR_TAGS, **more):
+    from secrets_sync.mapping import load_mapping
+
+    [spec] = load_mapping("key: KEY", "secrets").specs
+    current = Current("key", "arn", tags=dict(tags), stages=stages, **more)
+    return plan_rollback(Desired(spec, None), current, repository=REPOSITORY)
+
+
+def test_plan_rollback():
+    two = {"v1": ("AWSPREVIOUS", LABEL), "v2": ("AWSCURRENT",)}
+    step = _plan(two)
+    assert (step.action, step.target_version) == (Action.ROLLBACK, "v1")
+    assert _plan({"v2": ("AWSCURRENT", LABEL)}).action is Action.SKIP
+    assert _plan(two, tags={}).action is Action.CONFLICT
+    assert _plan(two, tags={**OUR_TAGS, "secrets-sync:repository": "o/r"}).action is (
+        Action.CONFLICT
+    )
+    assert _plan(two, deleted=True).action is Action.SKIP
+    again = _plan(two, tags={**OUR_TAGS, "secrets-sync:rolled-back-from": "v1"})
+    assert (again.action, again.target_version) == (Action.SKIP, None)
+    # A rollback after a later write is allowed again: AWSPREVIOUS is another version now.
+    later = _plan(two, tags={**OUR_TAGS, "secrets-sync:rolled-back-from": "v0"})
+    assert later.action is Action.ROLLBACK
