@@ -253,3 +253,26 @@ def _replace(step, **changes):
     from dataclasses import replace
 
     return replace(step, **changes)
+
+
+def test_a_label_move_that_fails_transiently_is_redone_by_the_retry_round(action, proxy, sm):
+    from secrets_sync.credentials import MAX_ATTEMPTS
+    from tests.support.proxy import Faults
+
+    synced(action)
+    sm.put_secret_value(SecretId="drift/key", SecretString=json.dumps({"KEY": VALUES["KEY"]}))
+    count = {"n": 0}
+
+    def rule(call):
+        if call.operation == "UpdateSecretVersionStage":
+            count["n"] += 1
+            return 503 if count["n"] <= MAX_ATTEMPTS else None  # every SDK attempt of the first
+        return None
+
+    proxy.faults = Faults(rule=rule)
+    run = action(INPUTS, env=VALUES)
+    assert run.returncode == 0, run.stdout
+    assert run.results()["drift/key"]["action"] == "tag"
+    assert count["n"] == MAX_ATTEMPTS + 1  # the retry round moved the label, from a fresh read
+    [current] = [v for v, s in stages(sm, "drift/key").items() if "AWSCURRENT" in s]
+    assert LABEL in stages(sm, "drift/key")[current]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -15,7 +15,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from .drift import CURRENT, LABEL, WRITTEN_STAGES
+from .drift import CURRENT, LABEL, WRITTEN_STAGES, on_drift
 from .plan import Action, Step, plan_secret, same_value
 from .state import describe_error, error_code, read_one, read_value
 
@@ -71,6 +71,7 @@ class Applier:
     # `secrets-sync:run` and `secrets-sync:commit`: set with every write, never on their own, so
     # a run with nothing to do still writes nothing.
     audit_tags: tuple[tuple[str, str], ...] = ()
+    on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan (resync)
 
     def run(self, step: Step) -> Result:
         if step.error:
@@ -192,6 +193,7 @@ class Applier:
                 return Result(step, step.action, step.arn)
             return self.run(step)
         fresh = plan_secret(step.desired, current, repository=self.repository, adopt=self.adopt)
+        fresh = on_drift(fresh, self.on_drift)  # as the first plan was made
         if fresh.action is Action.CREATE and lost_race:
             return Result(
                 step, step.action, None, error="create failed: the name exists but cannot be read"

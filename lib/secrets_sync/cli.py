@@ -204,6 +204,7 @@ def sync(settings: Settings, env: Mapping[str, str], runner: Runner) -> int:
                 settings.adopt_existing,
                 settings.recovery_window_days,
                 audit_tags=audit_tags(settings),
+                on_drift=settings.on_drift,
             )
             # A rollback is not retried from a fresh read: that read would plan a sync.
             results = (
