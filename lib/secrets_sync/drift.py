@@ -61,13 +61,13 @@ def on_drift(step: Step, policy: Literal["overwrite", "skip", "fail"]) -> Step:
             drift=True,
         )
     if step.action is Action.UPDATE:
-        return replace(step, drift=True, reason=f"drifted: {_WHAT}; GitHub's value written back")
+        return replace(step, drift=True, reason=f"drifted: {_WHAT}; on-drift is overwrite")
     # The value outside equals GitHub's: no new version; our label moves to the current one so
     # that the next run does not report the same drift again.
     return replace(
         step,
         action=Action.TAG,
-        reason=f"drifted: {_WHAT}, with the same value; label moved",
+        reason=f"drifted: {_WHAT}, with the same value; on-drift is overwrite (label only)",
         drift=True,
         relabel=True,
     )
