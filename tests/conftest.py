@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.support import aws_rules
 from tests.support.action import ActionRun, Started, run_action, start_action
 from tests.support.proxy import AwsProxy, Faults
 from tests.support.realaws import RealAws
@@ -24,6 +25,7 @@ def moto_url() -> Iterator[str]:
     """One moto per session, which under `make test`'s parallel workers is one per worker. Port 0:
     the kernel picks a free port as the server binds, so workers starting together cannot race
     for the same one."""
+    aws_rules.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

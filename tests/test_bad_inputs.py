@@ -51,6 +51,8 @@ def i(place_input: str, value: str, mentions: str = "") -> Case:
 
 
 TAGS_49 = "{" + ", ".join(f"T{n}: v" for n in range(49)) + "}"
+# 46 of the user's and the 5 of secrets-sync (mapping.RESERVED_TAGS) are one over 50.
+TAGS_46 = "{" + ", ".join(f"T{n}: v" for n in range(46)) + "}"
 TAGS_51 = "{" + ", ".join(f"T{n}: v" for n in range(51)) + "}"
 DEEP = "a: " + "[" * 5000 + "]" * 5000
 LAUGHS = "\n".join(
@@ -267,6 +269,26 @@ CASES = [
         id="role-unicode-digits",
     ),
     pytest.param(i("role-session-name", "x", "session name"), id="session-name-short"),
+    # v1.1: selection, drift and rollback
+    pytest.param(i("on-drift", "ignore", "overwrite"), id="on-drift-unknown"),
+    pytest.param(i("rollback", "yes", "boolean"), id="rollback-not-boolean"),
+    pytest.param(i("only", "nope", "'nope'"), id="only-matches-nothing"),
+    pytest.param(m("a: A\nb: B", "input `only`", "'b*x'", only="a, b*x"), id="only-one-unmatched"),
+    pytest.param(i("only", "a?", "'a?'"), id="only-question-mark"),
+    pytest.param(i("only", "a;b", "'a;b'"), id="only-bad-characters"),
+    pytest.param(m("a: A", "input `only`", "prune", only="a", prune="true"), id="only-with-prune"),
+    pytest.param(
+        m("a: A", "input `rollback`", "prune", rollback="true", prune="true"),
+        id="rollback-with-prune",
+    ),
+    pytest.param(
+        m("a: {keys: [A], tags: {'secrets-sync:run': x}}", "secrets.a.tags.secrets-sync:run"),
+        id="tag-reserved-run",
+    ),
+    pytest.param(
+        m("a: {keys: [A], tags: {'secrets-sync:commit': x}}", "secrets.a.tags.secrets-sync:commit"),
+        id="tag-reserved-commit",
+    ),
     pytest.param(i("aws-region", "US-EAST-1", "region"), id="region-upper-case"),
     pytest.param(i("aws-region", "us_east_1", "region"), id="region-underscores"),
     pytest.param(i("aws-region", "us-east-\u0661", "region"), id="region-unicode-digit"),
@@ -298,6 +320,10 @@ CASES = [
     pytest.param(m(f"a: {{keys: [A], tags: {TAGS_51}}}", "secrets.a.tags", "50"), id="tags-51"),
     pytest.param(
         m(f"a: {{keys: [A], tags: {TAGS_49}}}", "secrets.a.tags", "50"), id="tags-49-plus-ours"
+    ),
+    pytest.param(
+        m(f"a: {{keys: [A], tags: {TAGS_46}}}", "secrets.a.tags", "5 of secrets-sync"),
+        id="tags-46-plus-ours-and-the-audit-trail",
     ),
     pytest.param(
         m("a: {keys: [A], tags: {" + "K" * 129 + ": v}}", "secrets.a.tags", "128"),

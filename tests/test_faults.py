@@ -144,7 +144,10 @@ def test_a_secret_whose_writes_always_fail_is_reported_and_a_rerun_converges(act
     again = action({"secrets": CREATE_MAPPING, "name-prefix": "f/"}, env=CREATES)
     assert again.returncode == 0, again.stdout
     assert again.json("created") == ["f/s03"]
-    assert [c.operation for c in proxy.calls if c.operation in WRITES] == ["CreateSecret"]
+    assert [c.operation for c in proxy.calls if c.operation in WRITES] == [
+        "CreateSecret",
+        "UpdateSecretVersionStage",  # our drift label on its first version
+    ]
     assert value(sm, "f/s03") == {"S03": CREATES["S03"]}
 
 
@@ -154,7 +157,7 @@ def test_5xx_on_a_fifth_of_calls_across_reads_updates_and_tags(action, proxy, sm
     run = action({"secrets": mapping, "name-prefix": "f/"}, env=env)
     assert run.returncode == 0, run.stdout
     hit = {c.operation for c in proxy.calls if c.status == 503}
-    assert {"ListSecrets", "CreateSecret", "UpdateSecret", "TagResource"} <= hit
+    assert {"ListSecrets", "CreateSecret", "PutSecretValue", "TagResource"} <= hit
     assert sum(c.status == 503 for c in proxy.calls) > 5
     assert_workload_right(sm, run, env, expected)
     assert_run_clean(run, env.values())
@@ -163,11 +166,13 @@ def test_5xx_on_a_fifth_of_calls_across_reads_updates_and_tags(action, proxy, sm
 def test_throttling_of_a_third_of_calls_on_updates(action, proxy, sm):
     mapping, env, expected = mixed_workload(sm, 1)
     proxy.faults = both(
-        first_of_each({"ListSecrets", "UpdateSecret"}, 400), Faults(throttle_rate=0.3, seed=9)
+        first_of_each({"ListSecrets", "PutSecretValue"}, 400), Faults(throttle_rate=0.3, seed=9)
     )
     run = action({"secrets": mapping, "name-prefix": "f/"}, env=env)
     assert run.returncode == 0, run.stdout
-    assert {"ListSecrets", "UpdateSecret"} <= {c.operation for c in proxy.calls if c.status == 400}
+    assert {"ListSecrets", "PutSecretValue"} <= {
+        c.operation for c in proxy.calls if c.status == 400
+    }
     assert_workload_right(sm, run, env, expected)
 
 
@@ -196,12 +201,12 @@ def test_when_the_sdk_gives_up_the_retry_round_writes_it(action, proxy, sm):
     assert run.errors == []
 
 
-@pytest.mark.parametrize("operation", ["CreateSecret", "UpdateSecret"])
+@pytest.mark.parametrize("operation", ["CreateSecret", "PutSecretValue"])
 def test_a_write_that_lands_while_every_answer_is_lost(action, proxy, sm, operation):
     """Each attempt reaches AWS but the client sees 503 (a dropped connection after commit).
     The SDK retries with one token, so no second version; the retry round re-reads, finds the
     value in place, and the run must still report the write, or `changed` would lie."""
-    if operation == "UpdateSecret":
+    if operation == "PutSecretValue":
         sm.create_secret(Name="f/lost", SecretString='{"LOST":"old"}', Tags=OURS)
     proxy.faults = Faults(
         after=lambda c: 503 if c.operation == operation and "f/lost" in str(c.secret_id) else None
@@ -246,7 +251,7 @@ def test_a_denied_secret_is_reported_and_a_rerun_converges_with_one_write(action
     assert again.returncode == 0, again.stdout
     assert [
         (c.operation, denied in str(c.secret_id)) for c in proxy.calls if c.operation in WRITES
-    ] == [("CreateSecret", True)]
+    ] == [("CreateSecret", True), ("UpdateSecretVersionStage", True)]
     assert again.json("created") == [denied]
     assert sorted(again.json("unchanged")) == sorted(n for n in expected if n != denied)
     assert value(sm, denied) == {"NEW_01": "new-fault-canary-01"}

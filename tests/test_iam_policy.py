@@ -228,6 +228,21 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
         f"{PREFIX}legacy": "unchanged",
     }
 
+    # 2b. Drift: a console edit of `d` is caught and overwritten (PutSecretValue); the same
+    # value written outside for `legacy` moves our label (UpdateSecretVersionStage).
+    sm.put_secret_value(SecretId=f"{PREFIX}d", SecretString='{"D":"console-canary"}')
+    sm.put_secret_value(SecretId=f"{PREFIX}legacy", SecretString='{"LEGACY":"new-canary"}')
+    run = action(
+        {**inputs, "secrets": mapping2}, env={**values, "A": "a-canary-2", "LEGACY": "new-canary"}
+    )
+    assert run.returncode == 0, run.stdout
+    assert sorted(run.json("drifted")) == [f"{PREFIX}d", f"{PREFIX}legacy"]
+
+    # 2c. Roll `a` back to its first value, moving labels only.
+    run = action({**inputs, "secrets": mapping2, "rollback": "true", "only": "a"})
+    assert run.returncode == 0, run.stdout
+    assert run.json("rolled-back") == [f"{PREFIX}a"]
+
     # 3. Prune what left the mapping, a replicated secret too: its replicas go first. (Minutes
     # later: until ListSecrets shows a new secret, a prune cannot see it.)
     realaws.settle()
@@ -315,7 +330,14 @@ FORCE = "secretsmanager:ForceDeleteWithoutRecovery"
         (_req("RestoreSecret", tags=OURS), True),
         (_req("ReplicateSecretToRegions", tags=OURS), True),
         (_req("DescribeSecret", "other/x"), False),
-        (_req("PutSecretValue", tags=OURS), False),
+        (_req("PutSecretValue", tags=OURS), True),
+        (_req("PutSecretValue"), True),  # adopting an unclaimed secret writes its value
+        (_req("PutSecretValue", tags={**OURS, REPOSITORY_TAG: "o/r"}), False),
+        (_req("UpdateSecretVersionStage", tags=OURS), True),
+        # Labels move only on a secret already tagged ours: never an unclaimed or another's.
+        (_req("UpdateSecretVersionStage"), False),
+        (_req("UpdateSecretVersionStage", tags={"ManagedBy": "Terraform"}), False),
+        (_req("UpdateSecretVersionStage", tags={**OURS, REPOSITORY_TAG: "o/r"}), False),
         (_req("UntagResource", tags=OURS), False),
         (_req("PutResourcePolicy", tags=OURS), False),
         (_req("GetSecretValue", "x", tags=OURS), False),
@@ -359,7 +381,9 @@ def test_policy_scoping_and_shape():
             "GetSecretValue",
             "DescribeSecret",
             "CreateSecret",
-            "UpdateSecret",
+            "PutSecretValue",  # every value write: it carries our drift label (drift.LABEL)
+            "UpdateSecret",  # a description change, with no value
+            "UpdateSecretVersionStage",  # the label on a created version; a rollback
             "TagResource",
             "RestoreSecret",
             "ReplicateSecretToRegions",

@@ -5,9 +5,10 @@ request tokens sent to AWS, and our exception messages.
 
 The paths: create, update, adopt, restore, a no-op rerun, dry runs, debug logging, throttling,
 AWS error messages that echo the request, malformed answers, values from `values` and from env,
-`missing: skip`, ESO manifests, bad input and bad mappings, values pasted into the mapping,
-oversize values, the CLI outside Actions, and the built secret strings (whose JSON escaping
-doubles inside outputs) and template results as canaries of their own."""
+`missing: skip`, ESO manifests, drift under each `on-drift`, rollback (which never looks a
+value up, so masks none: nothing of one may appear at all), bad input and bad mappings, values
+pasted into the mapping, oversize values, the CLI outside Actions, and the built secret strings
+(whose JSON escaping doubles inside outputs) and template results as canaries of their own."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from actions_toolkit.command import escape_data
 
+from secrets_sync.drift import LABEL
 from secrets_sync.errors import SecretsSyncError
 from secrets_sync.mapping import load_mapping
 from secrets_sync.settings import parse_values
@@ -54,6 +56,7 @@ CANARIES = {
     "JSONISH": '{"nested": "json-canary-value", "n": [1, 2]}',
 }
 OLD = {name: f"old-{name.lower()}-canary-value" for name in CANARIES}
+DRIFT = {name: f"console-{name.lower()}-canary-value" for name in CANARIES}  # written outside
 MAPPING = """
 pem: {value: PEM_KEY, description: SSH deploy key, tags: {Team: infra}}
 mixed: [JSON_CHARS, UNICODE]
@@ -96,6 +99,16 @@ def scheduled_for_deletion(sm: Any) -> None:
         sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
 
 
+def drifted_by_console(sm: Any) -> None:
+    """Ours, synced (our label on the current version), then edited in the console."""
+    arrange_existing(sm, OLD, OURS)
+    for text, name in zip(secret_strings(DRIFT), NAMES, strict=True):
+        version = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+        [synced] = [v for v, stages in version.items() if "AWSCURRENT" in stages]
+        sm.update_secret_version_stage(SecretId=name, VersionStage=LABEL, MoveToVersionId=synced)
+        sm.put_secret_value(SecretId=name, SecretString=text)
+
+
 def echo_the_request(call: Call) -> str:
     """An AWS error message that repeats what it was sent, as validation errors can."""
     return f"1 validation error: Value '{call.body.get('SecretString')}' at 'secretString' failed"
@@ -128,6 +141,7 @@ class Scenario:
     masked: bool = True  # the run got as far as registering masks
     from_env: bool = True  # the canaries come through the step's env
     traceback_ok: bool = False  # debug logging of an internal error prints one, by design
+    values_read: bool = True  # False: a rollback, which looks no value up and masks none
 
 
 SCENARIOS = [
@@ -140,6 +154,24 @@ SCENARIOS = [
         id="dry-run",
     ),
     pytest.param(Scenario(env={"RUNNER_DEBUG": "1"}), id="debug"),
+    pytest.param(Scenario(arrange=drifted_by_console), id="drift-overwrite"),
+    pytest.param(Scenario({"on-drift": "skip"}, arrange=drifted_by_console), id="drift-skip"),
+    pytest.param(
+        Scenario({"on-drift": "fail", "dry-run": "true"}, arrange=drifted_by_console, code=1),
+        id="drift-alarm",
+    ),
+    pytest.param(
+        Scenario({"rollback": "true"}, arrange=drifted_by_console, values_read=False),
+        id="rollback",
+    ),
+    pytest.param(
+        Scenario(
+            {"rollback": "true", "dry-run": "true"},
+            arrange=existing_old_untagged,
+            values_read=False,
+        ),
+        id="rollback-not-ours",
+    ),
     pytest.param(
         Scenario(
             env={"RUNNER_DEBUG": "1"},
@@ -283,8 +315,9 @@ def test_no_form_of_a_value_escapes(
         assert "Traceback" not in out
     # The canaries, the old values, and the secret strings built from either (inside outputs
     # a JSON secret string is escaped once more, which no form of a lone value catches).
-    canaries = [*CANARIES.values(), *OLD.values(), "unused-canary-value-1", PEM * 400]
-    canaries += secret_strings(CANARIES) + secret_strings(OLD)
+    canaries = [*CANARIES.values(), *OLD.values(), *DRIFT.values(), "unused-canary-value-1"]
+    canaries += [PEM * 400, *secret_strings(CANARIES), *secret_strings(OLD)]
+    canaries += secret_strings(DRIFT)
     canaries += built_strings(CANARIES) + built_strings(OLD)
     assert_run_clean(run, canaries)
     assert_no_leak({"AWS tags and descriptions": aws_text(sm)}, canaries)
@@ -292,7 +325,10 @@ def test_no_form_of_a_value_escapes(
     assert_no_leak({"request tokens": "\n".join(tokens)}, canaries)
     for token in tokens:  # random, not derived from anything
         assert uuid.UUID(token).version == 4
-    if scenario.masked:
+    if not scenario.values_read:
+        masks = [line for line in run.log_lines if line.startswith("::add-mask::")]
+        assert_no_leak({"mask lines": "\n".join(masks)}, canaries)
+    elif scenario.masked:
         given = json.loads(scenario.inputs.get("values", "{}"))
         used = [given.get(k) or env.get(k) for k in CANARIES if k in inputs["secrets"]]
         assert_masked_first(run, [v for v in used if v])
@@ -520,7 +556,7 @@ def test_shapes_leave_no_form_of_a_value(action, proxy, sm, inputs, env, faults,
     sent = {
         str(c.body.get("SecretString") or c.body.get("SecretBinary"))
         for c in proxy.calls
-        if c.operation in ("CreateSecret", "UpdateSecret")
+        if c.operation in ("CreateSecret", "PutSecretValue")
     }
     if not inputs:
         # The paths are really taken: the merge and the binary reached AWS as expected.

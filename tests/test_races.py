@@ -24,7 +24,14 @@ OURS = [
     {"Key": "ManagedBy", "Value": "secrets-sync"},
     {"Key": "secrets-sync:repository", "Value": REPOSITORY},
 ]
-WRITES = {"CreateSecret", "UpdateSecret", "TagResource", "PutSecretValue", "RestoreSecret"}
+WRITES = {
+    "CreateSecret",
+    "UpdateSecret",
+    "TagResource",
+    "PutSecretValue",
+    "RestoreSecret",
+    "UpdateSecretVersionStage",
+}
 NEW = [f"new{i}" for i in range(4)]
 OLD = [f"old{i}" for i in range(4)]
 MAPPING = "\n".join(f"{name}: {name.upper()}" for name in NEW + OLD)
@@ -139,9 +146,9 @@ def lose_answers(operation: str, times: int) -> Any:
     return after
 
 
-@pytest.mark.parametrize("operation", ["CreateSecret", "UpdateSecret"])
+@pytest.mark.parametrize("operation", ["CreateSecret", "PutSecretValue"])
 def test_sdk_retries_of_a_landed_write_mint_no_second_version(action, proxy, sm, operation):
-    if operation == "UpdateSecret":
+    if operation == "PutSecretValue":
         sm.create_secret(Name="r/key", SecretString='{"K":"before-race-canary"}', Tags=OURS)
     proxy.faults = Faults(after=lose_answers(operation, 2))
     run = action({"secrets": "key: K", "name-prefix": "r/"}, env={"K": "after-race-canary"})

@@ -103,7 +103,8 @@ def test_adopting_a_terraform_binary_secret(action, proxy, sm):
     run = action(inputs, env={"KEYSTORE_B64": KEYSTORE_B64})
     assert run.returncode == 0, run.stdout
     assert run.results()["app/keystore"]["action"] == "tag"
-    assert writes(proxy) == ["TagResource"]
+    # Tags, and our drift label onto the version it holds (no value is written).
+    assert writes(proxy) == ["TagResource", "UpdateSecretVersionStage"]
     assert len(versions(sm, "app/keystore")) == 1
     assert "| `app/keystore` | tag |" in run.summary
     assert "(binary)" in run.summary
@@ -163,7 +164,7 @@ def test_binary_create_rerun_and_update(action, proxy, sm):
     other = b"\x01\x02-new-keystore-canary\xff"
     third = action(inputs, env={"KEYSTORE_B64": base64.b64encode(other).decode()})
     assert third.json("updated") == ["app/keystore"]
-    assert writes(proxy) == ["UpdateSecret"]
+    assert writes(proxy) == ["PutSecretValue"]
     assert value_of(sm, "app/keystore") == other
     assert_run_clean(third, [KEYSTORE_B64, base64.b64encode(other).decode()])
 
@@ -277,7 +278,7 @@ def test_merge_that_loses_a_race_writes_nothing_and_a_rerun_converges(action, pr
     assert run.returncode == 1
     assert run.json("failed") == ["app/db"]
     assert "changed since it was read" in run.results()["app/db"]["error"]
-    assert "UpdateSecret" not in writes(proxy)
+    assert not {"UpdateSecret", "PutSecretValue"} & set(writes(proxy))
     assert value_of(sm, "app/db") == rival
     assert_run_clean(run, CANARIES)
 

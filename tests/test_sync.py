@@ -103,7 +103,7 @@ def test_terraform_jsonencode_spacing_is_unchanged(action, proxy, sm):
     )
     assert run.returncode == 0, run.stdout
     assert run.json("unchanged") == ["app/db"]
-    assert "UpdateSecret" not in proxy.ops()
+    assert not {"UpdateSecret", "PutSecretValue"} & set(proxy.ops())
     assert len(versions(sm, "app/db")) == 1
 
 
@@ -119,7 +119,7 @@ def test_update_changes_value_once_and_reports_version(action, proxy, sm):
     assert result["action"] == "update"
     assert result["version_id"] != created["VersionId"]
     assert result["version_id"] == sm.get_secret_value(SecretId="app/key")["VersionId"]
-    assert proxy.ops().count("UpdateSecret") == 1
+    assert proxy.ops().count("PutSecretValue") == 1
     assert "TagResource" not in proxy.ops()
     assert_run_clean(run, ["new-canary-value", "old-canary-value"])
 
@@ -199,7 +199,7 @@ def test_restore_secret_scheduled_for_deletion(action, proxy, sm):
     assert run.results()["app/key"]["action"] == "restore"
     assert "DeletedDate" not in sm.describe_secret(SecretId="app/key")
     assert "RestoreSecret" in proxy.ops()
-    assert "UpdateSecret" not in proxy.ops()  # the restored value was already right
+    assert "PutSecretValue" not in proxy.ops()  # the restored value was already right
     assert len(versions(sm, "app/key")) == 1
 
 

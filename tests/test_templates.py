@@ -211,7 +211,7 @@ def test_a_changed_placeholder_value_updates_only_its_secrets(action, proxy, sm)
     assert sm.get_secret_value(SecretId="lornu-ai/db-url")["SecretString"] == URL.replace(
         PASSWORD, "new-pw-canary-${X}"
     )
-    assert [op for op in proxy.ops() if op in WRITES] == ["UpdateSecret", "UpdateSecret"]
+    assert [op for op in proxy.ops() if op in WRITES] == ["PutSecretValue", "PutSecretValue"]
 
 
 def test_missing_skip_leaves_a_template_secret_untouched(action, proxy, sm):
@@ -223,5 +223,9 @@ def test_missing_skip_leaves_a_template_secret_untouched(action, proxy, sm):
     assert sorted(run.json("skipped")) == ["lornu-ai/db", "lornu-ai/db-url"]
     assert run.json("created") == ["lornu-ai/other"]
     assert "no value for DB_PASSWORD" in run.stdout
-    assert [op for op in proxy.ops() if op in WRITES] == ["CreateSecret"]
+    # The create, and our drift label on its first version.
+    assert [op for op in proxy.ops() if op in WRITES] == [
+        "CreateSecret",
+        "UpdateSecretVersionStage",
+    ]
     assert_run_clean(run, [USER, OTHER])

@@ -238,9 +238,12 @@ def test_outputs_and_markdown_from_results():
         "arn": "arn:k",
         "version_id": "v-1",
         "error": None,
+        "drift": False,
         "update_policy": "replace",
         "merged_keys": [],
     }
+    assert json.loads(outs["drifted"]) == []
+    assert json.loads(outs["rolled-back"]) == []
     md = markdown(results, dry_run=True, region="us-east-1", repository=REPO)
     assert md.startswith("### secrets-sync plan (dry run, nothing written)\n")
     assert "| `k` | unchanged | `arn:k` | `K` | replace |" in md

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -19,6 +19,7 @@ from botocore.exceptions import (
 )
 
 from . import limiter
+from .drift import CURRENT, LABEL, WRITTEN_STAGES, on_drift
 from .plan import WRITES, Action, Step, owned_by, plan_secret, value_change
 from .state import Current, describe_error, error_code, read_one, read_value
 
@@ -80,6 +81,10 @@ class Applier:
     repository: str
     adopt: bool
     recovery_window_days: int
+    # `secrets-sync:run` and `secrets-sync:commit`: set with every write, never on their own, so
+    # a run with nothing to do still writes nothing.
+    audit_tags: tuple[tuple[str, str], ...] = ()
+    on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan (resync)
 
     def run(self, step: Step) -> Result:
         if step.error:
@@ -122,6 +127,10 @@ class Applier:
                 return Result(step, step.action, arn)
             case Action.CREATE:
                 return self._create(step)
+            case Action.ROLLBACK:
+                from .rollback import roll_back
+
+                return Result(step, step.action, arn, roll_back(client, step, self.audit_tags))
         assert arn is not None
         assert step.desired is not None
         assert step.current is not None
@@ -143,16 +152,22 @@ class Applier:
             refused = self._changed_since_read(step)
             if refused:
                 return Result(step, step.action, arn, version, error=refused)
-        if write_value or step.description is not None:
-            kwargs: dict[str, Any] = {"SecretId": arn}
-            if write_value:
-                kwargs.update(_value_args(step))
-            if step.description is not None:
-                kwargs["Description"] = step.description
-            answer = client.update_secret(**kwargs)
-            version = answer.get("VersionId") or version
-        if step.tags:
-            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in step.tags])
+        if write_value:
+            version = self._put_value(arn, step) or version
+        if step.description is not None:
+            client.update_secret(SecretId=arn, Description=step.description)
+        tags = (*step.tags, *self.audit_tags)
+        if tags:
+            client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])
+        if step.relabel:
+            # The current version holds GitHub's value already: it becomes the one we wrote.
+            # After the tags, so that labels only ever move on a secret tagged ours (IAM).
+            now = step.current
+            assert now is not None
+            label: dict[str, str] = {"MoveToVersionId": now.version_with(CURRENT) or ""}
+            if now.version_with(LABEL):
+                label["RemoveFromVersionId"] = now.version_with(LABEL) or ""
+            client.update_secret_version_stage(SecretId=arn, VersionStage=LABEL, **label)
         return self._replicate(step, Result(step, step.action, arn, version))
 
     def _replicate(self, step: Step, done: Result) -> Result:
@@ -179,7 +194,7 @@ class Applier:
         kwargs: dict[str, Any] = {
             "Name": step.name,
             **_value_args(step),
-            "Tags": [{"Key": k, "Value": v} for k, v in step.tags],
+            "Tags": [{"Key": k, "Value": v} for k, v in (*step.tags, *self.audit_tags)],
         }
         if spec.description is not None:
             kwargs["Description"] = spec.description
@@ -203,9 +218,35 @@ class Applier:
                 raise
             # Another run (or ListSecrets' lag) got there first: read it and carry on from there.
             return self.resync(step, lost_race=True)
-        done = Result(step, Action.CREATE, answer["ARN"], answer.get("VersionId"))
-        statuses = answer.get("ReplicationStatus", [])
-        return _replica_outcome(done, statuses, spec.replica_regions, {})
+        version = answer.get("VersionId")
+        done = _replica_outcome(
+            Result(step, Action.CREATE, answer["ARN"], version),
+            answer.get("ReplicationStatus", []),
+            spec.replica_regions,
+            {},
+        )
+        try:
+            # CreateSecret takes no staging labels: the first version gets ours in a second
+            # call. The value and its tags land together in the first, as IAM's condition on
+            # the request tags wants; a failure here loses nothing but drift detection for this
+            # secret until its next write, and is said so.
+            self.client.update_secret_version_stage(
+                SecretId=answer["ARN"], VersionStage=LABEL, MoveToVersionId=version or ""
+            )
+        except (ClientError, BotoCoreError) as exc:
+            problem = (
+                f"created, but its drift label could not be set ({_describe(exc)}); drift "
+                "is detected from its next write"
+            )
+            return replace(done, error="; ".join(filter(None, (done.error, problem))))
+        return done
+
+    def _put_value(self, arn: str, step: Step) -> str | None:
+        """Write the value as a new version carrying AWSCURRENT and our label (drift.py)."""
+        answer = self.client.put_secret_value(
+            SecretId=arn, **_value_args(step), VersionStages=list(WRITTEN_STAGES)
+        )
+        return answer.get("VersionId")
 
     def _changed_since_read(self, step: Step) -> str | None:
         """A merge writes the keys it does not own back as it read them: re-read just before
@@ -229,6 +270,7 @@ class Applier:
                 return Result(step, step.action, step.arn)
             return self.run(step)
         fresh = plan_secret(step.desired, current, repository=self.repository, adopt=self.adopt)
+        fresh = on_drift(fresh, self.on_drift)  # as the first plan was made
         if fresh.action is Action.CREATE and lost_race:
             return Result(
                 step, step.action, None, error="create failed: the name exists but cannot be read"
@@ -314,13 +356,15 @@ def apply_all(
     pause: float = RETRY_PAUSE_SECONDS,
     stop: threading.Event | None = None,
     grace: float = CANCEL_GRACE_SECONDS,
+    retry: bool = True,
 ) -> list[Result]:
     """Run every step; secrets that failed transiently (after the SDK's own retries) get one
     more try from a fresh read, so a throttled burst does not leave them behind.
 
     Once `stop` is set (the run is being cancelled), no secret's write starts: those not
     started are reported as cancelled, those in flight get `grace` seconds to finish, and
-    nothing is tried again."""
+    nothing is tried again. retry=False: no second round (a rollback's fresh read would plan a
+    sync)."""
     stop = stop or threading.Event()
 
     def start(step: Step, work: Callable[[], Result], otherwise: Result) -> Result:
@@ -336,7 +380,7 @@ def apply_all(
         ]
 
     results = run_all([(s, partial(applier.run, s), _cancelled(s, NOT_STARTED)) for s in steps])
-    again = [i for i, r in enumerate(results) if r.transient]
+    again = [i for i, r in enumerate(results) if r.transient and retry]
     if again and not stop.wait(pause):
         failed = [results[i] for i in again]
         retried = run_all([(r.step, partial(applier.retry, r), r) for r in failed])

@@ -22,7 +22,7 @@ from .settings import INPUTS, Settings, load_settings
 if TYPE_CHECKING:
     import argparse
 
-BOOLEAN_INPUTS = frozenset({"adopt-existing", "prune", "dry-run"})
+BOOLEAN_INPUTS = frozenset({"adopt-existing", "prune", "dry-run", "rollback"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +156,7 @@ def sync(
 ) -> int:
     # Heavy imports wait until the inputs are known to be good: a bad input fails fast, and a
     # bad mapping without loading botocore.
-    from . import eso, mapping, sources
+    from . import eso, mapping, selection, sources
 
     runner.add_masks(settings.values.values())
     default_tags = mapping.parse_default_tags(settings.default_tags_text)
@@ -170,24 +170,36 @@ def sync(
         region=settings.region,
     )
     eso.check(settings, secret_map.specs)
-    values = sources.lookup(secret_map.specs, settings.values, env)
-    runner.add_masks(values.values())
-    desired = sources.resolve(secret_map.specs, values, missing=settings.missing)
-    runner.add_masks(d.secret_string for d in desired if d.secret_string)
-    runner.add_masks(text for d in desired for text in d.built)
-    runner.add_masks(
-        form for d in desired if d.secret_binary for form in sources.binary_forms(d.secret_binary)
-    )
+    # Only the selected secrets' sources are looked up: pushing one rotated secret must not
+    # need every other secret's value at hand.
+    specs = selection.select(secret_map.specs, settings.only)
+    if settings.rollback:
+        # A rollback moves labels between versions AWS holds: it needs no value at all.
+        desired = tuple(sources.Desired(spec, None) for spec in specs)
+    else:
+        values = sources.lookup(specs, settings.values, env)
+        runner.add_masks(values.values())
+        desired = sources.resolve(specs, values, missing=settings.missing)
+        runner.add_masks(d.secret_string for d in desired if d.secret_string)
+        runner.add_masks(text for d in desired for text in d.built)
+        runner.add_masks(
+            form
+            for d in desired
+            if d.secret_binary
+            for form in sources.binary_forms(d.secret_binary)
+        )
 
     for warning in secret_map.warnings:
         runner.warning(warning, title="secrets-sync: name")
     mode = " (dry run: nothing will be written)" if settings.dry_run else ""
+    what = "secrets to roll back" if settings.rollback else "secrets"
+    selected = f" (selected by `only` from {len(secret_map.specs)})" if settings.only else ""
     runner.info(
-        f"secrets-sync {__version__}: {len(desired)} secrets in {settings.region} for "
+        f"secrets-sync {__version__}: {len(desired)} {what}{selected} in {settings.region} for "
         f"{settings.repository}{mode}"
     )
 
-    from . import credentials, state, summary
+    from . import credentials, drift, state, summary
     from .apply import (
         NOT_STARTED,
         STILL_IN_FLIGHT,
@@ -196,7 +208,8 @@ def sync(
         dry_run,
         stop_retrying_quotas,
     )
-    from .plan import WRITES, merged_values, plan
+    from .plan import WRITES, Action, merged_values, plan
+    from .rollback import plan_rollback
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
@@ -213,36 +226,57 @@ def sync(
         wanted = [d.name for d in desired if d.has_value]
         prefetched = state.prefetch_values(client, wanted, pool)
         current = listing.result()
-        unlisted = [name for name in wanted if name not in current]
+        # A rollback reads no values, but needs the labels of a secret the listing lags behind.
+        unlisted = [
+            d.name
+            for d in desired
+            if d.name not in current and (d.name in prefetched or settings.rollback)
+        ]
         current.update(state.read_unlisted(client, prefetched, unlisted, pool))
         to_read = [current[d.name] for d in desired if d.has_value and d.name in current]
         current.update(state.read_values(client, to_read, pool, prefetched))
         replicated = [
             current[d.name]
             for d in desired
-            if d.spec.replica_regions and d.name in current and not current[d.name].deleted
+            if d.spec.replica_regions
+            and d.name in current
+            and not current[d.name].deleted
+            and not settings.rollback
         ]
         current.update(
             (c.name, c) for c in pool.map(lambda c: state.read_replicas(client, c), replicated)
         )
-        steps = plan(
-            desired,
-            current,
-            repository=settings.repository,
-            adopt=settings.adopt_existing,
-            prune=settings.prune,
-            name_prefix=settings.name_prefix,
-            max_deletions=settings.max_deletions,
-        )
+        if settings.rollback:
+            steps = tuple(
+                plan_rollback(d, current.get(d.name), repository=settings.repository)
+                for d in desired
+            )
+        else:
+            steps = plan(
+                desired,
+                current,
+                repository=settings.repository,
+                adopt=settings.adopt_existing,
+                prune=settings.prune,
+                name_prefix=settings.name_prefix,
+                max_deletions=settings.max_deletions,
+            )
+            steps = tuple(drift.on_drift(s, settings.on_drift) for s in steps)
         # A merge sends values read from AWS besides ours, which an AWS error could echo.
         runner.add_masks(merged_values(steps), tell_runner=False)
         if settings.dry_run:
             results = dry_run(steps)
         else:
             applier = Applier(
-                client, settings.repository, settings.adopt_existing, settings.recovery_window_days
+                client,
+                settings.repository,
+                settings.adopt_existing,
+                settings.recovery_window_days,
+                audit_tags=audit_tags(settings),
+                on_drift=settings.on_drift,
             )
-            results = apply_all(applier, steps, pool, stop=stop.event)
+            # A rollback is not retried from a fresh read: that read would plan a sync.
+            results = apply_all(applier, steps, pool, stop=stop.event, retry=not settings.rollback)
     finally:
         # Once cancelled, a write still in flight past the grace period is not waited for.
         pool.shutdown(wait=not stop.event.is_set(), cancel_futures=True)
@@ -257,6 +291,10 @@ def sync(
     for r in results:
         if r.error and r.error not in (NOT_STARTED, STILL_IN_FLIGHT):
             runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
+        elif r.step.drift:
+            runner.warning(f"{r.name}: {r.step.reason}.", title="secrets-sync: drift")
+        elif settings.rollback and r.action is not Action.ROLLBACK:
+            runner.warning(f"{r.name}: not rolled back: {r.step.reason}.", title="secrets-sync")
     if stop.signal:
         # One line for the cancellation; each secret it left undone is in the outputs and the
         # summary, with the reason.
@@ -285,6 +323,17 @@ def sync(
         )
     )
     verb = "Would sync" if settings.dry_run else "Synced"
+    if settings.rollback:
+        verb = "Would roll back" if settings.dry_run else "Rolled back"
     runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
     failed = any(summary.bucket(r) == "failed" for r in results)
-    return 1 if (failed and not settings.dry_run) or stop.signal else 0
+    # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
+    alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
+    return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
+
+
+def audit_tags(settings: Settings) -> tuple[tuple[str, str], ...]:
+    from .mapping import COMMIT_TAG, RUN_TAG
+
+    tags = ((RUN_TAG, settings.run_url), (COMMIT_TAG, settings.commit))
+    return tuple((k, v) for k, v in tags if v)

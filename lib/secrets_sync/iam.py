@@ -7,7 +7,9 @@ Secrets Manager service authorization reference: BatchGetSecretValue and ListSec
 resource ARN; CreateSecret with tags also needs TagResource, and with replicas
 ReplicateSecretToRegions; BatchGetSecretValue also needs GetSecretValue on every secret it reads;
 RemoveRegionsFromReplication removes a pruned secret's replicas (AWS deletes no primary that has
-any) and a failed replica before it is replicated again.
+any) and a failed replica before it is replicated again. Values are written with PutSecretValue
+(it carries our staging label, drift.LABEL), descriptions with UpdateSecret;
+UpdateSecretVersionStage labels a created version and moves AWSCURRENT back in a rollback.
 The trust policy lets only one repository's workflows (one branch, or one environment) assume
 the role with GitHub's OIDC token."""
 
@@ -105,6 +107,7 @@ def permissions_policy(
             "Effect": "Allow",
             "Action": [
                 "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
                 "secretsmanager:RemoveRegionsFromReplication",
                 "secretsmanager:ReplicateSecretToRegions",
                 "secretsmanager:RestoreSecret",
@@ -113,6 +116,15 @@ def permissions_policy(
             ],
             "Resource": arn,
             **({"Condition": own_or_unclaimed} if own_or_unclaimed else {}),
+        },
+        {
+            # Our drift label on a version just written, and a rollback's AWSCURRENT: only
+            # ever on a secret already tagged ours (tags go on before any label moves).
+            "Sid": "MoveStagingLabelsOfOwn",
+            "Effect": "Allow",
+            "Action": "secretsmanager:UpdateSecretVersionStage",
+            "Resource": arn,
+            "Condition": {"StringEquals": managed_by},
         },
         {
             "Sid": "DeleteOwnWithRecoveryWindow",

@@ -21,7 +21,10 @@ from .errors import InputError
 
 MANAGED_BY = ("ManagedBy", "secrets-sync")
 REPOSITORY_TAG = "secrets-sync:repository"
-RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG})
+RUN_TAG = "secrets-sync:run"  # the audit trail: the run (URL, with attempt) that last wrote
+COMMIT_TAG = "secrets-sync:commit"  # ...and its commit
+ROLLED_BACK_TAG = "secrets-sync:rolled-back-from"  # the version the last rollback left
+RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, ROLLED_BACK_TAG})
 MAX_TAGS = 50
 MAX_NAME = 512
 MAX_NODES = 100_000  # entries a document may expand to through aliases (a mapping has far fewer)
@@ -515,7 +518,8 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
             raise InputError(
                 f"{place}.{key}",
                 "this tag is set by secrets-sync itself.",
-                "remove it; every secret gets ManagedBy=secrets-sync and secrets-sync:repository.",
+                "remove it; secrets-sync sets ManagedBy, secrets-sync:repository, "
+                "secrets-sync:run, secrets-sync:commit and secrets-sync:rolled-back-from.",
             )
         if value[:4].lower() == "aws:":
             raise InputError(
@@ -532,7 +536,7 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
     if len(tags) + len(RESERVED_TAGS) > MAX_TAGS:
         raise InputError(
             place,
-            f"{len(tags)} tags plus the 2 of secrets-sync exceed {MAX_TAGS}.",
+            f"{len(tags)} tags plus the {len(RESERVED_TAGS)} of secrets-sync exceed {MAX_TAGS}.",
             "use fewer tags.",
         )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
-from .mapping import MANAGED_BY, MAX_TAGS, REPOSITORY_TAG
+from .mapping import COMMIT_TAG, MANAGED_BY, MAX_TAGS, REPOSITORY_TAG, RUN_TAG
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
 
@@ -22,9 +22,12 @@ class Action(StrEnum):
     SKIP = "skip"
     CONFLICT = "conflict"
     DELETE = "delete"
+    ROLLBACK = "rollback"
 
 
-WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE, Action.DELETE})
+WRITES = frozenset(
+    {Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE, Action.DELETE, Action.ROLLBACK}
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class Step:
     # A merge: the owned keys it writes, and the whole JSON it writes (current keys kept).
     merged_keys: tuple[str, ...] = ()
     merged: str | None = field(default=None, repr=False)
+    drift: bool = False  # the current version was written outside secrets-sync (drift.py)
+    relabel: bool = False  # move our staging label to the current version (drift.py)
+    target_version: str | None = None  # a rollback: the version to make current (rollback.py)
 
     @property
     def policy(self) -> str | None:
@@ -178,6 +184,28 @@ def owned_by(current: Current) -> str | None:
 
 
 def plan_secret(desired: Desired, current: Current | None, *, repository: str, adopt: bool) -> Step:
+    step = _plan_secret(desired, current, repository=repository, adopt=adopt)
+    if current is None or step.action not in (Action.UPDATE, Action.TAG, Action.RESTORE):
+        return step
+    # Every write also sets the audit tags: a secret that has room for ours but not for them
+    # would get its value written and then a refused TagResource.
+    tag_count = len(current.tags.keys() | dict(step.tags).keys() | {RUN_TAG, COMMIT_TAG})
+    if tag_count <= MAX_TAGS:
+        return step
+    return Step(
+        step.name,
+        Action.CONFLICT,
+        f"it has {len(current.tags)} tags and a write would bring it to {tag_count} (the "
+        f"audit tags {RUN_TAG} and {COMMIT_TAG} included); AWS allows {MAX_TAGS} on a "
+        "secret: remove tags from it, or give it fewer here",
+        desired,
+        current,
+    )
+
+
+def _plan_secret(
+    desired: Desired, current: Current | None, *, repository: str, adopt: bool
+) -> Step:
     name = desired.name
     if not desired.has_value:
         return Step(

@@ -51,7 +51,12 @@ INPUTS: tuple[Input, ...] = (
         "ARN of the IAM role to assume with GitHub's OIDC token (or "
         "with ambient credentials when no OIDC token is available).",
     ),
-    Input("role-session-name", "secrets-sync", "Session name of the assumed role."),
+    Input(
+        "role-session-name",
+        "",
+        "Session name of the assumed role. Empty: `secrets-sync-<run id>-<attempt>` "
+        "(`secrets-sync` outside Actions), so CloudTrail ties every call to its run.",
+    ),
     Input("role-duration-seconds", "900", "Lifetime of the role session, 900 to 43200 seconds."),
     Input("audience", "sts.amazonaws.com", "Audience of the OIDC token."),
     Input("name-prefix", "", "Prepended to every mapping key to form the secret name."),
@@ -113,6 +118,25 @@ INPUTS: tuple[Input, ...] = (
     ),
     Input("eso-secret-store-kind", "ClusterSecretStore", "`ClusterSecretStore` or `SecretStore`."),
     Input("eso-refresh-interval", "1h", "`refreshInterval` of the ExternalSecrets."),
+    Input(
+        "only",
+        "",
+        "Limit the run (sync or rollback) to these secrets: mapping keys or full names, "
+        "separated by newlines or commas, `*` globs. Not with `prune: true`.",
+    ),
+    Input(
+        "on-drift",
+        "overwrite",
+        "A secret written outside secrets-sync since its last sync: `overwrite` (write "
+        "GitHub's value, warn), `skip` (leave it, report it skipped) or `fail` (leave it, "
+        "report it failed).",
+    ),
+    Input(
+        "rollback",
+        "false",
+        "Instead of syncing, make the previous version (AWSPREVIOUS) current again for each "
+        "selected secret this repository manages. Writes no value.",
+    ),
 )
 INPUT_BY_NAME = {i.name: i for i in INPUTS}
 
@@ -124,6 +148,8 @@ _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 _PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]*$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_RUN_NUMBER = re.compile(r"^[0-9]{1,20}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+\-@]*$")
 _DURATION = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$", re.ASCII)
 
 
@@ -159,6 +185,12 @@ class Settings:
     # How Secrets Manager calls are paced and retried: "paced" (limiter.py). botocore's own
     # "standard" and "adaptive" modes exist only for bench/throttle.py to measure against.
     retry_mode: Literal["paced", "standard", "adaptive"] = "paced"
+    only: tuple[str, ...] = ()  # `only` patterns; empty: every secret of the mapping
+    on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"
+    rollback: bool = False
+    # The audit trail: the run's URL (with its attempt) and commit, tagged on every write.
+    run_url: str | None = None
+    commit: str | None = None
 
 
 def raw_inputs(
@@ -335,7 +367,7 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
             f"{role!r} is not an IAM role ARN.",
             "use the form arn:aws:iam::123456789012:role/NAME.",
         )
-    session_name = raw["role-session-name"].strip()
+    session_name = raw["role-session-name"].strip() or default_session_name(env)
     if not _SESSION_NAME.fullmatch(session_name):
         raise _bad(
             "role-session-name",
@@ -398,6 +430,29 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
             "run inside GitHub Actions, or set GITHUB_REPOSITORY=owner/repo.",
         )
 
+    on_drift = raw["on-drift"].strip()
+    if on_drift not in ("overwrite", "skip", "fail"):
+        raise _bad(
+            "on-drift", f"{on_drift!r} is not a choice.", "use `overwrite`, `skip` or `fail`."
+        )
+    from .selection import parse_only  # here, so that a bad pattern fails before any AWS call
+
+    only = parse_only(raw["only"])
+    rollback = parse_bool("rollback", raw["rollback"])
+    prune = parse_bool("prune", raw["prune"])
+    if only and prune:
+        raise _bad(
+            "only",
+            "limits the run to some secrets, and `prune: true` would then delete the rest.",
+            "prune in a run without `only`, or drop `prune: true` from this one.",
+        )
+    if rollback and prune:
+        raise _bad(
+            "rollback",
+            "a rollback writes no value and deletes nothing; `prune: true` cannot go with it.",
+            "drop `prune: true` from the rollback run.",
+        )
+
     timeout_text = env.get("SECRETS_SYNC_TIMEOUT", "").strip() or "30"
     try:
         timeout = float(timeout_text)
@@ -436,7 +491,7 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         missing="fail" if missing == "fail" else "skip",
         adopt_existing=parse_bool("adopt-existing", raw["adopt-existing"]),
         update_policy=policy or None,
-        prune=parse_bool("prune", raw["prune"]),
+        prune=prune,
         recovery_window_days=parse_int("recovery-window-days", raw["recovery-window-days"], 7, 30),
         max_deletions=parse_int("max-deletions", raw["max-deletions"], 0, 100000),
         dry_run=parse_bool("dry-run", raw["dry-run"]),
@@ -450,6 +505,11 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         endpoints=endpoint_urls(env),
         timeout_seconds=timeout,
         retry_mode=retry_mode,
+        only=only,
+        on_drift="fail" if on_drift == "fail" else "skip" if on_drift == "skip" else "overwrite",
+        rollback=rollback,
+        run_url=run_url(env, repository),
+        commit=_commit(env),
     )
 
 
@@ -458,6 +518,43 @@ _RETRY_MODES: dict[str, Literal["paced", "standard", "adaptive"]] = {
     "standard": "standard",
     "adaptive": "adaptive",
 }
+
+
+def default_session_name(env: Mapping[str, str]) -> str:
+    """`secrets-sync-<run id>-<attempt>`: CloudTrail records it as the caller's session, so one
+    query lists every call of one run. Both ids are digits, well within the 64 characters."""
+    run_id, attempt = _run_ids(env)
+    if run_id is None:
+        return "secrets-sync"
+    return f"secrets-sync-{run_id}" + (f"-{attempt}" if attempt else "")
+
+
+def _run_ids(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT when they are what the runner sets (digits)."""
+    run_id, attempt = (env.get(k, "").strip() for k in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"))
+    return (
+        run_id if _RUN_NUMBER.fullmatch(run_id) else None,
+        attempt if _RUN_NUMBER.fullmatch(attempt) else None,
+    )
+
+
+def run_url(env: Mapping[str, str], repository: str) -> str | None:
+    """The run's URL with its attempt, for the `secrets-sync:run` tag; None outside Actions."""
+    run_id, attempt = _run_ids(env)
+    if run_id is None:
+        return None
+    server = env.get("GITHUB_SERVER_URL", "").strip().rstrip("/") or "https://github.com"
+    url = f"{server}/{repository}/actions/runs/{run_id}"
+    if attempt:
+        url += f"/attempts/{attempt}"
+    # A tag value holds at most 256 characters of a limited set; a URL that does not fit
+    # (an unusual server name) is left out rather than cut into a wrong link.
+    return url if len(url) <= 256 and _TAG_VALUE.fullmatch(url) else None
+
+
+def _commit(env: Mapping[str, str]) -> str | None:
+    sha = env.get("GITHUB_SHA", "").strip()
+    return sha if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else None
 
 
 def endpoint_urls(env: Mapping[str, str]) -> dict[str, str]:

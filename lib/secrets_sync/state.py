@@ -51,10 +51,17 @@ class Current:
     # The primary's region when this is a replica of a secret kept there: Secrets Manager keeps
     # it in step with its primary, tags included, and refuses writes to it here.
     replica_of: str | None = None
+    # Staging labels of each labelled version, as ListSecrets gives them (SecretVersionsToStages):
+    # where AWSCURRENT, AWSPREVIOUS and our own label (drift.LABEL) are, without another call.
+    stages: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def replica_regions(self) -> tuple[str, ...] | None:
         return None if self.replicas is None else tuple(r.region for r in self.replicas)
+
+    def version_with(self, label: str) -> str | None:
+        """The version carrying a staging label; a label is on one version at a time."""
+        return next((v for v, labels in self.stages.items() if label in labels), None)
 
 
 def error_code(exc: BaseException) -> str:
@@ -96,6 +103,14 @@ def _from_entry(entry: Any, region: str | None) -> Current:
         # ListSecrets has no ReplicationStatus (DescribeSecret has): None means "not read".
         replicas=_replicas(entry["ReplicationStatus"]) if "ReplicationStatus" in entry else None,
         replica_of=primary if primary and region and primary != region else None,
+        stages={
+            version: tuple(labels)
+            # ListSecrets and DescribeSecret name the same map differently.
+            for version, labels in (
+                entry.get("SecretVersionsToStages") or entry.get("VersionIdsToStages") or {}
+            ).items()
+            if labels
+        },
     )
 
 
@@ -242,20 +257,21 @@ def read_unlisted(
     names: Iterable[str],
     executor: ThreadPoolExecutor,
 ) -> dict[str, Current]:
-    """Secrets that BatchGetSecretValue found by name but ListSecrets left out: the listing lags
-    behind new secrets by minutes. DescribeSecret says what the listing would have (tags,
-    replicas), so a rerun soon after a create neither tries to create it again nor misses it."""
+    """Secrets ListSecrets left out, as the listing lags behind new secrets by minutes: those
+    BatchGetSecretValue found by name (with their values), and any other name given (without).
+    DescribeSecret says what the listing would have (tags, replicas, labels), so a rerun soon
+    after a create neither tries to create it again nor misses it."""
 
     def one(name: str) -> Current | None:
         try:
             entry = client.describe_secret(SecretId=name)
         except (ClientError, BotoCoreError):
             return None  # planned as a create, whose answer then says what is there
-        got = prefetched[name]
+        got = prefetched.get(name)
         current = _from_entry(entry, client.meta.region_name)
-        return _with_value(current, got) if got.get("ARN") == current.arn else current
+        return _with_value(current, got) if got and got.get("ARN") == current.arn else current
 
-    found = executor.map(one, [n for n in names if n in prefetched])
+    found = executor.map(one, names)
     return {c.name: c for c in found if c is not None}
 
 

@@ -27,17 +27,30 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("deleted", "JSON array of the names of pruned secrets (scheduled for deletion)."),
     (
         "skipped",
-        "JSON array of the names of secrets left untouched for a missing source (`missing: skip`).",
+        "JSON array of the names of secrets left untouched: a missing source (`missing: skip`), "
+        "a drift under `on-drift: skip`, or nothing to roll back.",
     ),
     ("failed", "JSON array of the names of secrets that failed or are in conflict."),
     ("changed", "`true` if anything was written (in a dry run: would be written)."),
     (
         "results",
-        "JSON array of `{name, action, arn, version_id, error, update_policy, merged_keys}`, one "
-        "per secret: `update_policy` is the policy that applied (null for a prune), "
-        "`merged_keys` the names of the keys a merge wrote (or would write, in a dry run).",
+        "JSON array of `{name, action, arn, version_id, error, drift, update_policy, "
+        "merged_keys}`, one per secret: `drift` whether its value was written outside "
+        "secrets-sync since its last sync, `update_policy` the policy that applied (null for a "
+        "prune or rollback), `merged_keys` the names of the keys a merge wrote (or would write, "
+        "in a dry run).",
     ),
     ("manifests", "Path of the written External Secrets Operator manifests, when `k8s` is used."),
+    (
+        "drifted",
+        "JSON array of the names of secrets whose current version was written outside "
+        "secrets-sync since its last sync.",
+    ),
+    (
+        "rolled-back",
+        "JSON array of the names of secrets whose previous version was made current again "
+        "(`rollback: true`).",
+    ),
 )
 
 _BUCKETS = {
@@ -48,6 +61,7 @@ _BUCKETS = {
     Action.UNCHANGED: "unchanged",
     Action.DELETE: "deleted",
     Action.SKIP: "skipped",
+    Action.ROLLBACK: "rolled-back",
 }
 
 
@@ -61,7 +75,8 @@ def changed(results: Sequence[Result]) -> bool:
 
 def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[str, str]:
     names: dict[str, list[str]] = {
-        b: [] for b in ("created", "updated", "unchanged", "deleted", "skipped", "failed")
+        b: []
+        for b in ("created", "updated", "unchanged", "deleted", "skipped", "failed", "rolled-back")
     }
     for r in results:
         names[bucket(r)].append(r.name)
@@ -81,6 +96,7 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
                 "arn": r.arn,
                 "version_id": r.version_id,
                 "error": r.error,
+                "drift": r.step.drift,
                 "update_policy": r.step.policy,
                 "merged_keys": list(r.step.merged_keys),
             }
@@ -89,6 +105,7 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
     )
     if manifests is not None:
         out["manifests"] = str(manifests)
+    out["drifted"] = json.dumps([r.name for r in results if r.step.drift])
     return out
 
 
@@ -103,7 +120,7 @@ def counts(results: Sequence[Result]) -> str:
     tally: dict[str, int] = {}
     for r in results:
         tally[bucket(r)] = tally.get(bucket(r), 0) + 1
-    order = ("created", "updated", "deleted", "unchanged", "skipped", "failed")
+    order = ("created", "updated", "rolled-back", "deleted", "unchanged", "skipped", "failed")
     return ", ".join(f"{tally[b]} {b}" for b in order if b in tally) or "nothing to do"
 
 
@@ -160,6 +177,8 @@ def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repositor
         action = (
             f"{r.action} (failed)" if r.error and r.action is not Action.CONFLICT else str(r.action)
         )
+        if r.step.drift:
+            action += " (**drifted**)"
         arn = f"`{r.arn}`" if r.arn else ""
         policy = _cell(_policy(r, dry_run=dry_run))
         lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} | {policy} |")

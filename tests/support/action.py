@@ -36,6 +36,7 @@ WRITES = frozenset(
         "DeleteSecret",
         "RestoreSecret",
         "ReplicateSecretToRegions",
+        "UpdateSecretVersionStage",
     }
 )
 _OUTPUT = re.compile(
