@@ -3,11 +3,15 @@ file of the repository, and every `#anchor` names a heading of the page it point
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+
+from secrets_sync import iam
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -19,16 +23,14 @@ LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
-def prose_lines(text: str) -> list[tuple[int, str]]:
-    """Each line outside fenced code blocks, with its 1-based number."""
+def prose(text: str) -> str:
+    """The text with the lines of fenced code blocks blanked, so line numbers still hold."""
     lines, in_fence = [], False
-    for number, line in enumerate(text.splitlines(), 1):
-        if FENCE.match(line.lstrip()):
-            in_fence = not in_fence
-            continue
-        if not in_fence:
-            lines.append((number, line))
-    return lines
+    for line in text.splitlines():
+        fence = bool(FENCE.match(line.lstrip()))
+        lines.append("" if in_fence or fence else line)
+        in_fence ^= fence
+    return "\n".join(lines)
 
 
 def slug(heading: str) -> str:
@@ -43,7 +45,7 @@ def anchors(page: Path) -> set[str]:
     """The anchors of a page's headings, with GitHub's `-1`, `-2` suffixes for repeats."""
     seen: dict[str, int] = {}
     found = set()
-    for _, line in prose_lines(page.read_text()):
+    for line in prose(page.read_text()).splitlines():
         match = HEADING.match(line)
         if not match:
             continue
@@ -55,12 +57,10 @@ def anchors(page: Path) -> set[str]:
 
 
 def links(page: Path) -> list[tuple[int, str]]:
-    """Every link target of a page's prose (not inside code), with its line number."""
-    found = []
-    for number, line in prose_lines(page.read_text()):
-        for match in LINK.finditer(INLINE_CODE.sub("", line)):
-            found.append((number, match.group(1)))
-    return found
+    """Every link target of a page's prose (not inside code), with the line it starts on. A
+    link's text may run over a line break."""
+    text = INLINE_CODE.sub("", prose(page.read_text()))
+    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in LINK.finditer(text)]
 
 
 def relative_links() -> list[object]:
@@ -127,19 +127,19 @@ def test_the_checker_finds_what_is_broken(tmp_path: Path) -> None:
     page = tmp_path / "docs" / "page.md"
     page.parent.mkdir()
     page.write_text(
-        "# Title\n\n## Drift\n\n## Drift\n\n[ok](#drift-1) [bad](#drfit) `[code](#no)`\n\n"
+        "# Title\n\n## Drift\n\n## Drift\n\n[ok](#drift-1) [bad\nacross](#drfit) `[code](#no)`\n\n"
         "```\n[fenced](#no)\n```\n[up](../README.md#x) [gone](gone.md) [out](../../x.md)\n"
         "[site](https://example.com/#x)\n"
     )
     (tmp_path / "README.md").write_text("# Readme\n\n## X\n")
     assert anchors(page) == {"title", "drift", "drift-1"}
-    assert [t for _, t in links(page)] == [
-        "#drift-1",
-        "#drfit",
-        "../README.md#x",
-        "gone.md",
-        "../../x.md",
-        "https://example.com/#x",
+    assert links(page) == [
+        (7, "#drift-1"),
+        (7, "#drfit"),  # its text runs on to line 8
+        (13, "../README.md#x"),
+        (13, "gone.md"),
+        (13, "../../x.md"),
+        (14, "https://example.com/#x"),
     ]
     verdicts = {t: broken(page, t, tmp_path) for t in ["#drift-1", "#drfit", "../README.md#x"]}
     assert verdicts == {
@@ -150,3 +150,33 @@ def test_the_checker_finds_what_is_broken(tmp_path: Path) -> None:
     assert broken(page, "gone.md", tmp_path) == "no such file"
     assert broken(page, "../../x.md", tmp_path) == "points outside the repository"
     assert broken(page, "../README.md#y", tmp_path) == "no heading of README.md has the anchor #y"
+
+
+def json_block_after(page: Path, marker: str) -> str:
+    text = page.read_text()
+    match = re.compile(r"```json\n(.*?)```", re.S).search(text, text.index(marker))
+    assert match, f"no JSON block after {marker!r} in {page.name}"
+    return match.group(1)
+
+
+def printed_policy(*args: str) -> dict[str, object]:
+    out = io.StringIO()
+    common = ["--name-prefix", "lornu-ai/", "--repository", "lornu-ai/app"]
+    common += ["--account-id", "123456789012", "--region", "us-east-1"]
+    assert iam.main([*common, *args], out, io.StringIO()) == 0
+    return json.loads(out.getvalue())
+
+
+def test_the_policies_shown_are_what_iam_policy_prints() -> None:
+    # The policies a user copies from the docs must be the ones the action is tested against.
+    page = ROOT / "docs" / "credentials.md"
+    shown = json.loads(json_block_after(page, "## Permissions policy"))
+    assert shown == printed_policy("--only", "permissions")
+    shown = json.loads(json_block_after(page, "## Trust policy: one repository, one branch"))
+    assert shown == printed_policy("--only", "trust", "--branch", "main")
+    fragment = json_block_after(page, "## Trust policy: one repository, one environment")
+    trust = printed_policy("--only", "trust", "--environment", "production")
+    assert json.loads("{" + fragment + "}")["Condition"] == trust["Statement"][0]["Condition"]
+    key = "arn:aws:kms:us-east-1:123456789012:key/KEY-ID"
+    shown = json.loads(json_block_after(page, "**KMS.**"))
+    assert shown == printed_policy("--only", "permissions", "--kms-key-arn", key)["Statement"][-1]
