@@ -20,9 +20,10 @@ from jsonschema.exceptions import best_match
 
 from secrets_sync import mapping
 from secrets_sync.errors import SecretsSyncError
+from secrets_sync.inputs import INPUTS, parse_values
 from secrets_sync.mapping import MANAGED_BY, REPOSITORY_TAG, load_mapping, parse_default_tags
 from secrets_sync.runner import Runner
-from secrets_sync.settings import INPUTS, load_settings, parse_values
+from secrets_sync.settings import load_settings
 from secrets_sync.sources import lookup, resolve
 
 # Deterministic and quick: no example database, a fixed seed per test, no deadline (CI boxes
