@@ -12,7 +12,8 @@ import yaml
 
 from secrets_sync.cli import build_parser
 from secrets_sync.inputs import INPUTS
-from secrets_sync.mapping import load_mapping, schema
+from secrets_sync.mapping import load_mapping
+from secrets_sync.schema import schema
 from secrets_sync.summary import OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
