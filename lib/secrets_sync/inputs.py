@@ -35,29 +35,22 @@ _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fals
 
 def boolean(name: str, text: str) -> bool:
     """`true` or `false` (the spellings YAML 1.2 knows); the CLI takes these as bare flags."""
-    try:
-        return _BOOL[text.strip()]
-    except KeyError:
-        raise bad_input(
-            name, f"{text.strip()!r} is not a boolean.", "use `true` or `false`."
-        ) from None
+    word = text.strip()
+    if word not in _BOOL:
+        raise bad_input(name, f"{word!r} is not a boolean.", "use `true` or `false`.")
+    return _BOOL[word]
 
 
 def whole(low: int, high: int) -> Parse:
     """A whole number from `low` to `high`."""
 
     def parse(name: str, text: str) -> int:
-        digits = text.strip()
+        digits, fix = text.strip(), f"use a number from {low} to {high}."
         if not re.fullmatch(r"[0-9]+", digits):
-            raise bad_input(
-                name, f"{digits!r} is not a whole number.", f"use a number from {low} to {high}."
-            )
-        number = int(digits)
-        if not low <= number <= high:
-            raise bad_input(
-                name, f"{number} is out of range.", f"use a number from {low} to {high}."
-            )
-        return number
+            raise bad_input(name, f"{digits!r} is not a whole number.", fix)
+        if not low <= int(digits) <= high:
+            raise bad_input(name, f"{int(digits)} is out of range.", fix)
+        return int(digits)
 
     return parse
 
