@@ -25,8 +25,8 @@ from actions_toolkit.command import escape_data
 
 from secrets_sync.drift import LABEL
 from secrets_sync.errors import SecretsSyncError
+from secrets_sync.inputs import parse_values
 from secrets_sync.mapping import load_mapping
-from secrets_sync.settings import parse_values
 from secrets_sync.sources import Desired, lookup, resolve
 from secrets_sync.state import Current
 from tests.conftest import REGION

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from secrets_sync.cli import build_parser
-from secrets_sync.mapping import load_mapping, schema
-from secrets_sync.settings import INPUTS
+from secrets_sync.inputs import INPUTS, Choice
+from secrets_sync.mapping import load_mapping
+from secrets_sync.schema import POLICIES, schema
+from secrets_sync.settings import load_settings
 from secrets_sync.summary import OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,16 +58,49 @@ def test_action_yml_runs_the_dockerfile():
     assert ACTION["branding"]["color"]
 
 
-def test_every_input_is_a_cli_flag():
-    flags = {a.dest: a.option_strings for a in build_parser()._actions}
+def test_every_input_is_a_cli_flag_and_every_flag_an_input():
+    flags = {a.dest: a for a in build_parser()._actions if a.dest not in ("help", "version")}
+    assert list(flags) == [i.name for i in INPUTS]
     for spec in INPUTS:
-        assert flags[spec.name] == [f"--{spec.name}"]
+        assert flags[spec.name].option_strings == [f"--{spec.name}"]
+        assert flags[spec.name].help == spec.description
+        # A boolean is a bare flag (`--dry-run` means true); every other flag takes a value.
+        assert (flags[spec.name].nargs == "?") is spec.is_boolean, spec.name
+    parsed = vars(build_parser().parse_args(["--dry-run", "--prune", "false"]))
+    assert (parsed["dry-run"], parsed["prune"]) == ("true", "false")
+
+
+def test_declared_defaults_pass_their_checks_and_reach_the_settings(tmp_path):
+    env = {
+        "INPUT_SECRETS": "db: DB_URL",
+        "INPUT_AWS-REGION": "eu-west-1",
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_WORKSPACE": str(tmp_path),
+    }
+    settings = load_settings(env)
+    for spec in INPUTS:
+        if spec.default is None or spec.field == "":
+            continue
+        # role-session-name's empty default is filled in from the run before its check.
+        text = "secrets-sync" if spec.name == "role-session-name" else spec.default
+        assert getattr(settings, spec.settings_field) == spec.parse(spec.name, text), spec.name
+
+
+def test_choices_are_the_ones_the_descriptions_name():
+    choices = {spec.name: spec for spec in INPUTS if isinstance(spec.parse, Choice)}
+    assert set(choices) == {"missing", "update-policy", "eso-secret-store-kind", "on-drift"}
+    for spec in choices.values():
+        for option in spec.parse.options:
+            assert f"`{option}`" in spec.description, (spec.name, option)
+    assert choices["update-policy"].parse.options == POLICIES  # the mapping's own policies
 
 
 def test_readme_documents_every_input_with_its_default():
     rows = readme_table("### Inputs")
     assert list(rows) == [i.name for i in INPUTS]
     for spec in INPUTS:
+        # The row says what action.yml says; it may add a link to more.
+        assert rows[spec.name][2].startswith(spec.description), spec.name
         default = rows[spec.name][1].strip("`")
         expected = spec.default if spec.default not in (None, "") else "—"
         if spec.default == "":

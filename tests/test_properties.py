@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema.exceptions import best_match
 
-from secrets_sync import mapping
+from secrets_sync import document, schema
 from secrets_sync.errors import SecretsSyncError
+from secrets_sync.inputs import INPUTS, parse_values
 from secrets_sync.mapping import MANAGED_BY, REPOSITORY_TAG, load_mapping, parse_default_tags
 from secrets_sync.runner import Runner
-from secrets_sync.settings import INPUTS, load_settings, parse_values
+from secrets_sync.settings import load_settings
 from secrets_sync.sources import lookup, resolve
 
 # Deterministic and quick: no example database, a fixed seed per test, no deadline (CI boxes
@@ -224,7 +225,7 @@ def test_any_structure_inside_a_valid_secret_entry(data: Any) -> None:
 def _read(loader: Any, text: str) -> tuple[str, Any]:
     try:
         return "data", yaml.load(text, Loader=loader)  # noqa: S506 - our safe loaders
-    except mapping._UNREADABLE:
+    except document._UNREADABLE:
         return "refused", None
 
 
@@ -232,7 +233,7 @@ def test_the_locked_pyyaml_carries_libyaml() -> None:
     # The lock's PyYAML wheels are built with libyaml; without it every mapping would be read
     # by the pure parser, correctly but seven times slower.
     assert yaml.__with_libyaml__
-    assert mapping._FAST_LOADER is not None
+    assert document._FAST_LOADER is not None
 
 
 @FAST
@@ -244,8 +245,8 @@ def test_libyaml_and_the_pure_parser_agree_where_both_read_the_text(text: str) -
     # it there), the pure parser only the first; such a name is refused by the schema anyway.
     # Where only libyaml accepts, it follows the YAML spec the pure parser does not (a tab
     # inside a plain scalar, `?` inside a flow scalar); the schema then judges the data.
-    fast = _read(mapping._FAST_LOADER, text)
-    pure = _read(mapping._PURE_LOADER, text)
+    fast = _read(document._FAST_LOADER, text)
+    pure = _read(document._PURE_LOADER, text)
     if fast[0] == pure[0] == "data" and "\ufeff" not in text[1:]:
         assert fast == pure
 
@@ -472,8 +473,8 @@ def before_aws(s: Any, env: dict[str, str]) -> None:
 
 
 def _explained(data: Any) -> tuple[list[Any], str, str] | None:
-    error = best_match(mapping._validator().iter_errors(data))
-    return None if error is None else mapping._explain(error)
+    error = best_match(schema._validator().iter_errors(data))
+    return None if error is None else schema._explain(error)
 
 
 @FAST
@@ -485,11 +486,11 @@ def _explained(data: Any) -> tuple[list[Any], str, str] | None:
     )
 )
 def test_plain_entries_checked_apart_give_the_full_validators_verdict(data: Any) -> None:
-    """Valid `NAME: SOURCE` entries skip the full validator (mapping._check); on any mapping
+    """Valid `NAME: SOURCE` entries skip the full validator (schema.validate); on any mapping
     that gives exactly the error (or none) the full validator gives."""
-    assert mapping._plain_entries_are_sources()  # else the shortcut is off and this proves nothing
+    assert schema._plain_entries_are_sources()  # else the shortcut is off and this proves nothing
     if data:
-        assert _explained(mapping._without_valid_plain_entries(data)) == _explained(data)
+        assert _explained(schema._without_valid_plain_entries(data)) == _explained(data)
 
 
 @FAST
@@ -511,7 +512,7 @@ def test_mask_pieces_shortcut_is_the_full_set(value: str) -> None:
     instance=st.sampled_from(WORDS) | st.text() | st.text(min_size=500, max_size=520) | documents,
 )
 def test_string_checks_say_what_the_schema_says(ref: str, instance: Any) -> None:
-    """mapping._string_check reads `name` and `source` from the schema into plain checks."""
-    check = mapping._string_check(ref)
+    """schema._string_check reads `name` and `source` from the schema into plain checks."""
+    check = schema._string_check(ref)
     assert not hasattr(check, "__self__")  # the plain check, not the validator it falls back to
-    assert check(instance) == mapping._validator(ref).is_valid(instance)
+    assert check(instance) == schema._validator(ref).is_valid(instance)

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .errors import SecretsSyncError
+from .inputs import INPUTS
 from .runner import Runner
-from .settings import INPUTS, Settings, load_settings
+from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
     import argparse
-
-BOOLEAN_INPUTS = frozenset({"adopt-existing", "prune", "dry-run", "rollback"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
             "help": spec.description,
             "dest": spec.name,
         }
-        if spec.name in BOOLEAN_INPUTS:
+        if spec.is_boolean:  # a bare flag (`--dry-run`) means true
             kwargs.update(nargs="?", const="true", metavar="true|false")
         parser.add_argument(f"--{spec.name}", **kwargs)  # type: ignore[arg-type]
     return parser

@@ -1,23 +1,17 @@
-"""The mapping: parsed from YAML or JSON, validated against the JSON Schema, normalised to specs."""
+"""The mapping as specs: each validated entry of the document normalised to a SecretSpec, with
+the checks the schema cannot make (tags, templates, update policies, replica regions)."""
 
 from __future__ import annotations
 
-import json
 import re
-import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
-from importlib import resources
-from pathlib import Path
 from string import Template
-from typing import Any, ClassVar
+from typing import Any
 
-import jsonschema
-import yaml
-from jsonschema.exceptions import ValidationError, best_match
-
+from .document import parse_document
 from .errors import InputError
+from .schema import MAX_NAME, MAX_TAGS, place_of, validate
 
 MANAGED_BY = ("ManagedBy", "secrets-sync")
 REPOSITORY_TAG = "secrets-sync:repository"
@@ -25,25 +19,10 @@ RUN_TAG = "secrets-sync:run"  # the audit trail: the run (URL, with attempt) tha
 COMMIT_TAG = "secrets-sync:commit"  # ...and its commit
 ROLLED_BACK_TAG = "secrets-sync:rolled-back-from"  # the version the last rollback left
 RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, ROLLED_BACK_TAG})
-MAX_TAGS = 50
-MAX_NAME = 512
-MAX_NODES = 100_000  # entries a document may expand to through aliases (a mapping has far fewer)
-SCHEMA_FILE = "secrets-sync.schema.json"
 
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
 _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
-_SHAPES = ("keys", "value", "template", "binary")  # a secret takes exactly one of these
-_FIELDS = (
-    *_SHAPES,
-    "update-policy",
-    "description",
-    "tags",
-    "kms-key-id",
-    "replica-regions",
-    "k8s",
-)
-POLICIES = ("replace", "if-not-exists", "merge")
 
 
 @dataclass(frozen=True)
@@ -70,7 +49,7 @@ class SecretSpec:
     template: str | None = field(default=None, repr=False)  # the text of a plain-string secret
     templates: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (JSON key, text)
     binary_source: str | None = None  # the source (base64) of a SecretBinary secret
-    update_policy: str = "replace"  # one of POLICIES
+    update_policy: str = "replace"  # one of schema.POLICIES
     # Whether the policy was given (per secret or by the input): an implicit `replace` adopts
     # safely, refusing to drop JSON keys the mapping does not name.
     policy_given: bool = False
@@ -106,410 +85,6 @@ def placeholders(template: str) -> tuple[str, ...]:
 class SecretMapping:
     specs: tuple[SecretSpec, ...]
     warnings: tuple[str, ...]
-
-
-# Parsing --------------------------------------------------------------------------------
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    loader.flatten_mapping(node)
-    out: dict[str, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise _DuplicateOrBadKey(
-                key_node, "a key is a list or a mapping", "write each key as a plain name."
-            )
-        if key in out:
-            raise _DuplicateOrBadKey(
-                key_node,
-                f"the key {key!r} appears twice",
-                "give each name once; a later entry does not override an earlier one.",
-            )
-        out[key] = loader.construct_object(value_node, deep=True)
-    return out
-
-
-def _construct_str(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
-    value = str(loader.construct_scalar(node))
-    if value.isascii() or not any("\ud800" <= c <= "\udfff" for c in value):
-        return value
-    # YAML's \u escapes leave a JSON surrogate pair (how ensure_ascii writes an emoji) as two
-    # halves: join them. A half on its own is no text at all, and no AWS call could carry it.
-    try:
-        return value.encode("utf-16", "surrogatepass").decode("utf-16")
-    except UnicodeDecodeError:
-        raise _DuplicateOrBadKey(
-            node, "a \\u escape is half of a surrogate pair", "escape whole characters only."
-        ) from None
-
-
-def _loader(base: type[Any]) -> type[Any]:
-    """Safe YAML in which every scalar is a string (the mapping holds only names) and a
-    key given twice is an error instead of a silent overwrite. Explicit tags other than
-    strings, lists and mappings (`!!int x`, `!!timestamp ...`, `!!binary`) are refused: their
-    constructors fail in many ways, and the mapping needs none of them."""
-
-    class Loader(base):  # type: ignore[misc]
-        yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - replaces the inherited table
-        yaml_constructors: ClassVar[dict[Any, Any]] = {
-            "tag:yaml.org,2002:seq": yaml.SafeLoader.construct_yaml_seq,
-            yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG: _construct_mapping,
-            yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG: _construct_str,
-            None: yaml.SafeLoader.construct_undefined,
-        }
-
-    return Loader
-
-
-# libyaml's parser, which PyYAML's wheels carry, reads a 1,000-entry mapping in a seventh of the
-# time of PyYAML's own. Where both read a text they build the same data (a hypothesis property
-# holds them to it): the constructors, and so what a document means, are ours in both. libyaml
-# refuses a few texts the pure parser reads (the \u surrogate pairs of JSON written with
-# ensure_ascii), so what it refuses is read again by the pure parser, whose verdict and message
-# stand; it also reads a few the pure parser refuses (a tab inside a plain scalar), as YAML says.
-_PURE_LOADER = _loader(yaml.SafeLoader)
-_FAST_LOADER = _loader(yaml.CSafeLoader) if yaml.__with_libyaml__ else None
-
-
-# What yaml.load raises on a text it cannot read: ValueError and friends come from an explicit
-# tag such as `!!int x` or `!!timestamp 2024-13-45` whose constructor refused the text.
-_UNREADABLE = (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError)
-
-
-class _DuplicateOrBadKey(yaml.YAMLError):
-    def __init__(self, node: yaml.Node, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
-        self.mark = node.start_mark
-
-
-def _load(text: str) -> Any:
-    if _FAST_LOADER is not None:
-        try:
-            return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
-        except _UNREADABLE:
-            pass
-    return yaml.load(text, Loader=_PURE_LOADER)  # noqa: S506 - a safe loader
-
-
-def parse_document(text: str, origin: str) -> Any:
-    """YAML or JSON text to plain data; errors give the line and column but quote nothing."""
-    try:
-        data = _load(text)
-        _check_size(data, origin)
-        return data
-    except _DuplicateOrBadKey as exc:
-        where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}"
-        raise InputError(origin, f"{where}: {exc.problem}.", exc.fix) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InputError(
-            origin,
-            f"{where}not valid YAML or JSON ({exc.problem or exc.context}).",
-            "check the indentation and quoting; the README shows each shape.",
-        ) from None
-    except _UNREADABLE as exc:
-        raise InputError(
-            origin,
-            f"not valid YAML or JSON ({type(exc).__name__}).",
-            "check the syntax; the README shows each shape.",
-        ) from None
-
-
-def _check_size(data: Any, origin: str) -> None:
-    """Refuse documents that aliases blow up (a "billion laughs") or make refer to themselves:
-    validating them would take exponential time or never end."""
-    sizes: dict[int, int | None] = {}  # id -> expanded size; None while being counted
-    stack: list[tuple[Any, bool]] = [(data, False)]
-    while stack:
-        node, counted = stack.pop()
-        if not isinstance(node, dict | list):
-            continue
-        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
-        if counted:
-            size = 1 + sum(sizes.get(id(c)) or 1 for c in children)
-            if size > MAX_NODES:
-                raise InputError(
-                    origin,
-                    f"the document expands to more than {MAX_NODES} entries through aliases.",
-                    "write the mapping out without nested aliases.",
-                )
-            sizes[id(node)] = size
-            continue
-        if id(node) in sizes:
-            if sizes[id(node)] is None:
-                raise InputError(
-                    origin,
-                    "an alias refers to a node that contains it.",
-                    "remove the recursive alias.",
-                )
-            continue
-        sizes[id(node)] = None
-        stack.append((node, True))
-        stack.extend((c, False) for c in children)
-
-
-# Validation -----------------------------------------------------------------------------
-
-
-@cache
-def schema() -> dict[str, Any]:
-    packaged = resources.files("secrets_sync").joinpath(SCHEMA_FILE)
-    if packaged.is_file():
-        data: dict[str, Any] = json.loads(packaged.read_text(encoding="utf-8"))
-        return data
-    checkout = Path(__file__).resolve().parents[2] / "schema" / SCHEMA_FILE
-    data = json.loads(checkout.read_text(encoding="utf-8"))
-    return data
-
-
-def _ecma_pattern(
-    validator: Any, pattern: str, instance: Any, schema: Any
-) -> Iterable[ValidationError]:
-    """`pattern` as JSON Schema means it (ECMA-262): `$` matches only at the very end. Python's
-    `$` also matches before a final newline, which would let a name ending in one through."""
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-@cache
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"(?<!\\)\$$", r"\\Z", pattern))
-
-
-@cache
-def _validator(ref: str = "") -> jsonschema.protocols.Validator:
-    root = schema()
-    cls: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-        jsonschema.validators.validator_for(root), {"pattern": _ecma_pattern}
-    )
-    validator: jsonschema.protocols.Validator = cls(_inline(root["$defs"][ref] if ref else root))
-    return validator
-
-
-def _inline(node: Any, seen: tuple[str, ...] = ()) -> Any:
-    """The schema with each `{"$ref": "#/$defs/x"}` replaced by x itself. jsonschema resolves a
-    $ref anew each time it meets one, a third of the time it took to check 1,000 entries; the
-    errors are the same, since their schema paths leave the $ref out either way."""
-    defs = schema()["$defs"]
-    if isinstance(node, list):
-        return [_inline(item, seen) for item in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if isinstance(ref, str) and len(node) == 1 and ref.startswith("#/$defs/"):
-        name = ref.removeprefix("#/$defs/")
-        if name in seen:  # a recursive schema cannot be inlined; ours is not one
-            raise ValueError(f"the schema's $defs refer to themselves through {name}")
-        return _inline(defs[name], (*seen, name))
-    return {k: _inline(v, seen) for k, v in node.items() if k != "$defs"}
-
-
-def _place(origin: str, path: Iterable[Any]) -> str:
-    place = origin
-    for part in path:
-        place += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return place
-
-
-def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str]:
-    """(path, problem, fix) for one schema error, in the words a user of the mapping needs."""
-    path = list(error.absolute_path)
-    schema_path = list(error.relative_schema_path)
-    kind, inst = error.validator, error.instance
-    shapes = (
-        "use `NAME: SOURCE`, `NAME: [SOURCE, ...]`, or a mapping with `keys:`, `value:` or "
-        "`template:`."
-    )
-    if "propertyNames" in schema_path:
-        if ref == "tags" or (path and path[-1] == "tags") or kind == "not":
-            if kind == "not":
-                return (
-                    path,
-                    f"tag key {inst!r} uses the prefix `aws:`, which AWS reserves.",
-                    "rename the tag.",
-                )
-            return (
-                path,
-                f"tag key {inst!r} is empty or longer than 128 characters.",
-                "use a tag key of 1 to 128 characters.",
-            )
-        if kind == "maxLength" and not path:
-            return (
-                path,
-                f"the name {str(inst)[:40]!r}... is longer than {MAX_NAME} characters.",
-                "shorten it.",
-            )
-        if not path:
-            return (
-                path,
-                f"{inst!r} is not a valid secret name.",
-                "use 1 to 512 characters of A-Z a-z 0-9 / _ + = . @ -.",
-            )
-        return path, f"JSON key {inst!r} is empty or too long.", "use 1 to 1024 characters."
-    if kind == "type" and not path:
-        return (
-            path,
-            "the mapping is not a mapping of secret names.",
-            "write one `name: SOURCE` line per secret; the README shows each shape.",
-        )
-    if kind == "minProperties" and not path:
-        return path, "the mapping has no secrets.", "add at least one `name: SOURCE` line."
-    if (
-        kind == "pattern"
-        and isinstance(inst, str)
-        and str(error.validator_value).startswith("^[A-Za-z_]")
-    ):
-        if inst == "":
-            return path, "no source name is given.", f"{shapes}"
-        # Not quoted: what stands here may be a secret pasted in by mistake.
-        return (
-            path,
-            "is not a source name.",
-            "name a key of `values` or a variable of the step's env: letters, digits and _, "
-            "not starting with a digit (as GitHub secret names are); never the value itself.",
-        )
-    if kind == "additionalProperties" and isinstance(inst, dict):
-        props = error.schema.get("properties") if isinstance(error.schema, Mapping) else None
-        allowed = list(props or _FIELDS)
-        extra = sorted(set(inst) - set(allowed))
-        return (
-            path,
-            f"unknown field {', '.join(map(repr, extra))}.",
-            f"use only {', '.join(allowed)}.",
-        )
-    if kind == "enum" and path and path[-1] == "update-policy":
-        return (
-            path,
-            f"{inst!r} is not an update policy.",
-            f"use one of {', '.join(POLICIES)}.",
-        )
-    if kind == "oneOf" and isinstance(inst, dict):
-        given = [f"`{name}`" for name in _SHAPES if name in inst]
-        if "`binary`" in given:
-            return (
-                path,
-                f"has {' and '.join(given)}.",
-                "a binary secret holds one source's bytes: give `binary: SOURCE` alone.",
-            )
-        if given:
-            return (
-                path,
-                f"has {'both ' if len(given) == 2 else ''}{' and '.join(given)}.",
-                "give one: `keys` for a JSON secret, `value` or `template` for a plain string, "
-                "`binary` for bytes.",
-            )
-        return (
-            path,
-            "has none of `keys`, `value`, `template` or `binary`.",
-            "add `keys:` (a JSON secret), `value: SOURCE` or `template: ...${SOURCE}...` "
-            "(a plain-string secret), or `binary: SOURCE` (base64 stored as bytes).",
-        )
-    if kind == "type" and len(path) >= 3 and path[-2] == "keys" and isinstance(path[-1], str):
-        return (
-            path,
-            "is neither a source name nor a `{template: ...}` mapping.",
-            "write `json_key: SOURCE` or `json_key: {template: ...${SOURCE}...}`.",
-        )
-    if kind == "minLength" and path and path[-1] == "template":
-        return path, "is empty.", "write the string to build, with `${SOURCE}` for each value."
-    if kind == "type" and "spec" in str(schema_path):
-        return path, "is not a source name, a list or a mapping.", shapes
-    if kind == "type":
-        return path, f"must be a {error.validator_value}.", shapes
-    if kind == "minItems":
-        return path, "is an empty list.", "list at least one source."
-    if kind == "uniqueItems":
-        return path, "lists the same entry twice.", "list each entry once."
-    if kind in ("minProperties",):
-        return path, "is empty.", "give at least one `json_key: SOURCE`."
-    if kind == "maxProperties":
-        return (
-            path,
-            f"has more than {error.validator_value} tags.",
-            f"AWS allows {MAX_TAGS} tags on a secret, ours included.",
-        )
-    if kind == "maxLength":
-        return path, f"is longer than {error.validator_value} characters.", "shorten it."
-    if kind == "minLength":
-        return path, "is empty.", "give a value, or leave the field out."
-    if kind == "required":
-        return path, f"{error.message.split(' ')[0]} is missing.", "add it."
-    if kind == "pattern" and path and path[-1] in ("secret", "namespace"):
-        return (
-            path,
-            f"{inst!r} is not a Kubernetes name.",
-            "use lower-case letters, digits and '-' (and '.' in a secret name).",
-        )
-    if kind == "pattern" and (
-        (len(path) >= 2 and path[-2] == "replica-regions") or (path and path[-1] == "region")
-    ):
-        return path, f"{inst!r} is not an AWS region name.", "use a code such as `eu-west-1`."
-    return path, error.message + ".", shapes
-
-
-def _check(instance: Any, origin: str, ref: str = "") -> None:
-    if not ref and _plain_entries_are_sources() and isinstance(instance, dict) and instance:
-        instance = _without_valid_plain_entries(instance)
-    error = best_match(_validator(ref).iter_errors(instance))
-    if error is not None:
-        path, problem, fix = _explain(error, ref)
-        raise InputError(_place(origin, path), problem, fix)
-
-
-# The keywords the two shortcuts below understand; a schema using any other turns them off.
-_PLAIN_ROOT_KEYWORDS = frozenset(
-    {"$schema", "$id", "title", "description", "type", "minProperties", "propertyNames"}
-    | {"additionalProperties", "$defs"}
-)
-_STRING_KEYWORDS = frozenset({"description", "type", "minLength", "maxLength", "pattern"})
-
-
-@cache
-def _plain_entries_are_sources() -> bool:
-    """Whether the schema checks a `NAME: SOURCE` entry by no more than `name` for its key and
-    `source` for its value, and the mapping as a whole by nothing that depends on how many
-    entries it has beyond one. Then _without_valid_plain_entries is exact; otherwise (a schema
-    changed since) every entry goes through the full validator."""
-    root = schema()
-    return (
-        set(root) <= _PLAIN_ROOT_KEYWORDS
-        and root.get("minProperties", 1) <= 1
-        and root.get("propertyNames") == {"$ref": "#/$defs/name"}
-        and root.get("additionalProperties") == {"$ref": "#/$defs/secret"}
-        and root["$defs"]["secret"].get("if") == {"type": "string"}
-        and root["$defs"]["secret"].get("then") == {"$ref": "#/$defs/source"}
-    )
-
-
-def _without_valid_plain_entries(mapping: dict[Any, Any]) -> dict[Any, Any]:
-    """The mapping less its valid `NAME: SOURCE` entries (at least one entry kept): validating
-    each of a thousand entries through the whole schema was most of a large mapping's start-up,
-    while these two small checks are a fraction of it. An entry that fails them stays, so the
-    full validator reports it exactly as before."""
-    name, source = _string_check("name"), _string_check("source")
-    rest = {k: v for k, v in mapping.items() if not (source(v) and name(k))}
-    return rest or dict([next(iter(mapping.items()))])
-
-
-@cache
-def _string_check(ref: str) -> Callable[[Any], bool]:
-    """What the validator of `$defs/<ref>` says of an instance, as a plain function when that
-    definition is a string with a length range and a pattern (a thousand jsonschema calls cost
-    more than the rest of the check); the validator itself for anything else."""
-    node = schema()["$defs"][ref]
-    if node.get("type") != "string" or not set(node) <= _STRING_KEYWORDS:
-        return _validator(ref).is_valid
-    low, high = node.get("minLength", 0), node.get("maxLength", sys.maxsize)
-    search = _ecma_regex(node.get("pattern", "")).search
-
-    def check(instance: Any) -> bool:
-        return isinstance(instance, str) and low <= len(instance) <= high and bool(search(instance))
-
-    return check
 
 
 def _check_tags(tags: Mapping[str, str], place: str) -> None:
@@ -551,7 +126,7 @@ def parse_default_tags(text: str) -> dict[str, str]:
             "is not a mapping of tag keys to values.",
             "write `Key: value` pairs, e.g. `{Team: platform, Env: prod}`.",
         )
-    _check(data, "input `default-tags`", "tags")
+    validate(data, "input `default-tags`", "tags")
     _check_tags(data, "input `default-tags`")
     return dict(data)
 
@@ -571,11 +146,11 @@ def load_mapping(
     data = parse_document(text, origin)
     if data in ("", None):
         raise InputError(origin, "the mapping is empty.", "add at least one `name: SOURCE` line.")
-    _check(data, origin)
+    validate(data, origin)
     specs: list[SecretSpec] = []
     warnings: list[str] = []
     for key, entry in data.items():
-        place = _place(origin, [key])
+        place = place_of(origin, [key])
         name = name_prefix + key
         if len(name) > MAX_NAME:
             raise InputError(

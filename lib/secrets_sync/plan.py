@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
-from .mapping import COMMIT_TAG, MANAGED_BY, MAX_TAGS, REPOSITORY_TAG, RUN_TAG
+from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG
+from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
 

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from .errors import InputError
 
-if TYPE_CHECKING:  # settings parses `only` before the mapping module (and yaml) is loaded
+if TYPE_CHECKING:  # inputs.py parses `only` before the mapping module (and yaml) is loaded
     from .mapping import SecretSpec
 
-# Names hold A-Za-z0-9/_+=.@- (mapping.py); a pattern adds the `*` glob. `?` and `[...]` of
-# fnmatch are refused so that a name is never read as a pattern by surprise.
+# Names hold A-Za-z0-9/_+=.@- (the mapping's schema); a pattern adds the `*` glob. `?` and
+# `[...]` of fnmatch are refused so that a name is never read as a pattern by surprise.
 _PATTERN = re.compile(r"^[A-Za-z0-9/_+=.@*-]{1,512}$")
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from string import Template
 
 from .errors import InputError
+from .inputs import is_text
 from .mapping import SecretSpec
-from .settings import is_text
 
 MAX_SECRET_BYTES = 65536
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
