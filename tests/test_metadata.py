@@ -1,4 +1,5 @@
-"""Metadata held against the code: action.yml, the CLI, the README tables and the examples."""
+"""Metadata held against the code: action.yml, the CLI, the README tables, and the examples in
+examples/, README.md and docs/."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from secrets_sync.summary import OUTPUTS
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 README = (ROOT / "README.md").read_text()
+# Where mappings are shown: the README and every page of docs/.
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def readme_table(heading: str) -> dict[str, list[str]]:
@@ -75,7 +78,7 @@ def test_readme_documents_every_output():
 
 
 def mappings_in_examples():
-    """Every mapping shown in the examples and the README: inline `secrets:` and mapping files."""
+    """Every mapping shown in the examples and the docs: inline `secrets:` and mapping files."""
     found = []
     for path in sorted((ROOT / "examples").glob("*.yml")):
         doc = yaml.safe_load(path.read_text())
@@ -88,9 +91,19 @@ def mappings_in_examples():
                     found.append(
                         pytest.param(step["with"]["secrets"], id=f"{path.name}:{job_name}:{i}")
                     )
-    for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", README, re.S)):
+    for page in DOCS:
+        found.extend(mappings_in_page(page))
+    return found
+
+
+def mappings_in_page(page: Path) -> list[object]:
+    """The mappings of one Markdown page's YAML blocks: mapping files shown whole, the
+    `secrets:` of workflow steps, and `with:` excerpts."""
+    found = []
+    name = page.relative_to(ROOT)
+    for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)):
         if block.startswith("# .github/secrets-sync.yml\n"):  # a mapping file, shown whole
-            found.append(pytest.param(block, id=f"README:{i}"))
+            found.append(pytest.param(block, id=f"{name}:{i}"))
             continue
         try:
             doc = yaml.safe_load(block)
@@ -103,9 +116,9 @@ def mappings_in_examples():
         )
         for step in steps:
             if "secrets" in step.get("with", {}):
-                found.append(pytest.param(step["with"]["secrets"], id=f"README:{i}"))
+                found.append(pytest.param(step["with"]["secrets"], id=f"{name}:{i}"))
         if isinstance(doc, dict) and isinstance(doc.get("secrets"), str):  # a `with:` excerpt
-            found.append(pytest.param(doc["secrets"], id=f"README:{i}:with"))
+            found.append(pytest.param(doc["secrets"], id=f"{name}:{i}:with"))
     return found
 
 
@@ -115,6 +128,15 @@ def test_examples_validate_against_the_schema(text):
     data = yaml.safe_load(text)
     assert not list(validator.iter_errors(json.loads(json.dumps(data, default=str))))
     assert load_mapping(text, "example").specs
+
+
+def test_the_docs_still_show_mappings_the_schema_checks():
+    # A reworded block (no `# .github/secrets-sync.yml` first line, a workflow that no longer
+    # parses) would drop out of the check above silently; these pages must keep theirs.
+    shown = {str(p.relative_to(ROOT)): len(mappings_in_page(p)) for p in DOCS}
+    assert shown["README.md"] >= 1
+    assert shown["docs/mapping.md"] >= 3
+    assert shown["docs/eso.md"] >= 1
 
 
 def test_schema_is_valid_2020_12():

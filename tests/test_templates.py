@@ -179,7 +179,7 @@ def test_templates_are_stored_exactly_masked_first_and_a_rerun_writes_nothing(ac
     assert "| `lornu-ai/db` | create |" in first.summary
     assert "`user`, `dsn`" in first.summary
 
-    # ESO brings the built strings into the Kubernetes Secret under the keys the README names.
+    # ESO brings the built strings into the Kubernetes Secret under the keys docs/eso.md names.
     (doc,) = external_secrets(first.workspace / MANIFESTS)
     strings = {n: sm.get_secret_value(SecretId=n)["SecretString"] for n in first.json("arns")}
     assert resolve_like_eso(doc, strings) == {"db-url": URL, "user": USER, "dsn": DSN}
