@@ -4,7 +4,6 @@ value edited outside secrets-sync: the drift alarm catches it and a sync repairs
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -93,7 +92,6 @@ def edit_in_the_console(endpoint: str) -> None:
 
 
 def main() -> int:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
         print(f"moto (local AWS endpoint) listening on {endpoint}; mapping: {MAPPING}")
         work = Path(tmp)

@@ -8,12 +8,13 @@
   process, where a rule in front of moto cannot see what moto does inside.
 
 moto_server() is the one way in: it installs the patches before it starts moto, so no moto of
-the tests' or the demo's runs without them. Each deviation is documented beside its code with
-the words of the doc it follows; the index names the doc, and tests/test_real_aws.py holds the
-index to the code (every rule and patch in it, nothing else)."""
+the tests, `make demo`, `make image-test` or bench/ runs without them. Each deviation is
+documented beside its code with the words of the doc it follows; the index names the doc, and
+tests/test_real_aws.py holds the index to the code (every rule and patch in it, nothing else)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
 def moto_server() -> Iterator[str]:
     """moto in server mode on a free loopback port (port 0: the kernel picks one as the server
     binds, so parallel workers cannot race for it), with the patches installed; its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs a line per request
     moto_patches.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
