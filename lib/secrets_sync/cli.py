@@ -207,7 +207,7 @@ def sync(
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
-    limiter.stop_retrying_quotas(client)  # credentials.py installs the pacer; this, every mode
+    limiter.stop_retrying_quotas(client)  # final at once, whatever the retry mode
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
