@@ -3,9 +3,7 @@ the way the runner runs the action, measured from launch to exit with their own 
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support import realaws  # noqa: E402
 from tests.support.action import ENTRYPOINT, base_env, parse_outputs  # noqa: E402
 from tests.support.image import build as build_image  # noqa: E402
 from tests.support.proxy import AwsProxy, Call  # noqa: E402
@@ -39,24 +38,11 @@ __all__ = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    """moto held to AWS's rules, as the tests run it (tests/support/realaws/)."""
+    with realaws.moto_server() as url:
+        yield url
 
 
 def reset_moto(url: str) -> None:

@@ -4,20 +4,17 @@ value edited outside secrets-sync: the drift alarm catches it and a sync repairs
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support import aws_rules  # noqa: E402 - moto held to AWS's staging-label rules
+from tests.support.realaws import moto_server  # noqa: E402 - moto held to AWS's rules
 
 MAPPING = "examples/secrets-sync.yml"
 # Obviously fake values, handed over by name as a workflow's `env:` would.
@@ -29,12 +26,6 @@ DEMO_VALUES = {
     "STRIPE_WEBHOOK": "whsec_demo_not_real",
     "SENTRY_DSN": "https://demo@sentry.invalid/1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def banner(text: str) -> None:
@@ -101,34 +92,25 @@ def edit_in_the_console(endpoint: str) -> None:
 
 
 def main() -> int:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    aws_rules.install()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    print(f"moto (local AWS endpoint) listening on {endpoint}; mapping: {MAPPING}")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            dry = {"INPUT_DRY-RUN": "true"}
-            run("1. Dry run: the plan, no write call", endpoint, work, dry, run_id=1)
-            run("2. Sync: every secret is created", endpoint, work, {}, run_id=2)
-            run("3. Sync again: nothing changed, nothing written", endpoint, work, {}, run_id=3)
-            edit_in_the_console(endpoint)
-            alarm = {**dry, "INPUT_ON-DRIFT": "fail"}
-            run(
-                "5. The drift alarm (dry run, on-drift: fail)",
-                endpoint,
-                work,
-                alarm,
-                expect=1,
-                run_id=5,
-            )
-            run("6. Sync: the drift is overwritten, with a warning", endpoint, work, {}, run_id=6)
-            run("7. Sync again: no drift, nothing written", endpoint, work, {}, run_id=7)
-    finally:
-        server.stop()
+    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
+        print(f"moto (local AWS endpoint) listening on {endpoint}; mapping: {MAPPING}")
+        work = Path(tmp)
+        dry = {"INPUT_DRY-RUN": "true"}
+        run("1. Dry run: the plan, no write call", endpoint, work, dry, run_id=1)
+        run("2. Sync: every secret is created", endpoint, work, {}, run_id=2)
+        run("3. Sync again: nothing changed, nothing written", endpoint, work, {}, run_id=3)
+        edit_in_the_console(endpoint)
+        alarm = {**dry, "INPUT_ON-DRIFT": "fail"}
+        run(
+            "5. The drift alarm (dry run, on-drift: fail)",
+            endpoint,
+            work,
+            alarm,
+            expect=1,
+            run_id=5,
+        )
+        run("6. Sync: the drift is overwritten, with a warning", endpoint, work, {}, run_id=6)
+        run("7. Sync again: no drift, nothing written", endpoint, work, {}, run_id=7)
     return 0
 
 

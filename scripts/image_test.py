@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,6 +42,7 @@ from tests.support.engine import (  # noqa: E402
     standin_base,
 )
 from tests.support.proxy import AwsProxy  # noqa: E402
+from tests.support.realaws import moto_server  # noqa: E402
 
 SKIPPED = 77
 REGION = "us-east-1"
@@ -194,19 +192,9 @@ def _said(run: ActionRun) -> str:
 def local_aws() -> Iterator[tuple[AwsProxy, Any]]:
     """moto on a loopback port, behind the recording proxy; the container shares the host's
     network, so 127.0.0.1 is the same place on both sides."""
-    port = free_port()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        with AwsProxy(url) as proxy:
-            sm = boto3.client(
-                "secretsmanager", region_name=REGION, endpoint_url=url, **_boto_keys()
-            )
-            yield proxy, sm
-    finally:
-        server.stop()
+    with moto_server() as url, AwsProxy(url) as proxy:
+        sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=url, **_boto_keys())
+        yield proxy, sm
 
 
 def _boto_keys() -> dict[str, str]:
@@ -214,12 +202,6 @@ def _boto_keys() -> dict[str, str]:
         "aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def noop_figures(checks: Checks, runs: int = 3) -> tuple[float, int | None]:

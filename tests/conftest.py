@@ -10,27 +10,20 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.support import aws_rules
 from tests.support.action import ActionRun, Started, run_action, start_action
 from tests.support.proxy import AwsProxy, Faults
-from tests.support.realaws import RealAws
+from tests.support.realaws import RealAws, moto_server
 
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    """One moto per session, which under `make test`'s parallel workers is one per worker. Port 0:
-    the kernel picks a free port as the server binds, so workers starting together cannot race
-    for the same one."""
-    aws_rules.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    """One moto per session, which under `make test`'s parallel workers is one per worker, held
+    to AWS's rules (tests/support/realaws/)."""
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def moto(moto_url: str) -> str:
 
 @pytest.fixture
 def realaws(moto: str) -> RealAws:
-    """What AWS does where moto is kinder (tests/support/realaws.py), for the proxy to model."""
+    """What AWS does where moto is kinder (tests/support/realaws/), for the proxy to model."""
     return RealAws(moto, REGION)
 
 

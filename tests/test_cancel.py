@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from secrets_sync.apply import CANCEL_GRACE_SECONDS, NOT_STARTED, Applier, Result, apply_all
+from secrets_sync.apply import Applier, Result
 from secrets_sync.plan import Step, plan
+from secrets_sync.schedule import CANCEL_GRACE_SECONDS, NOT_STARTED, apply_all
 from tests.support.action import WRITES, assert_run_clean
 from tests.support.proxy import AwsProxy, Call
 from tests.test_units import desired

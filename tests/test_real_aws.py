@@ -1,5 +1,5 @@
 """Where real Secrets Manager is stricter than moto: the test layer that models it
-(tests/support/realaws.py, in every suite's proxy), and the action against it end to end:
+(tests/support/realaws/, in every suite's proxy and moto), and the action against it end to end:
 replicas (prune, replicas of other regions' primaries, failed replicas, their KMS keys), quotas,
 the tag limit on adopted secrets, empty descriptions, creates over planned deletions, and the
 messages of what could not be read."""
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import REGION
 from tests.support.action import OURS, WRITES, assert_run_clean
+from tests.support.realaws import DEVIATIONS, moto_patches, proxy_rules
 
 ELSEWHERE = "eu-west-1"
 KEEP = {"secrets": "keep: KEEP", "name-prefix": "app/", "prune": "true"}
@@ -251,13 +252,20 @@ def test_reading_replicas_that_fails_says_so(action, proxy, sm):
 # Quotas, limits and planned deletions --------------------------------------------------------
 
 
-def test_a_hard_quota_fails_that_secret_at_once_with_no_retry_storm(action, proxy, sm, realaws):
+# Ours (paced: botocore makes one attempt), and botocore's standard and adaptive modes (for
+# bench/throttle.py), which count LimitExceededException as throttling: one hook covers all three.
+@pytest.mark.parametrize("mode", ["paced", "standard", "adaptive"])
+def test_a_hard_quota_fails_that_secret_at_once_with_no_retry_storm(
+    action, proxy, sm, realaws, mode
+):
     for i in range(2):
         sm.create_secret(Name=f"q/old{i}", SecretString=json.dumps({f"OLD{i}": "stale"}), Tags=OURS)
     realaws.secrets_quota = 2  # the Region is full: no more secrets
     env = {"OLD0": "o0-canary", "OLD1": "o1-canary", "NEW0": "n0-canary", "NEW1": "n1-canary"}
     mapping = "old0: OLD0\nold1: OLD1\nnew0: NEW0\nnew1: NEW1"
-    run = action({"secrets": mapping, "name-prefix": "q/"}, env=env)
+    run = action(
+        {"secrets": mapping, "name-prefix": "q/"}, env={**env, "SECRETS_SYNC_RETRY_MODE": mode}
+    )
     assert run.returncode == 1
     assert sorted(run.json("failed")) == ["q/new0", "q/new1"]
     assert sorted(run.json("updated")) == ["q/old0", "q/old1"]
@@ -309,3 +317,20 @@ def test_an_empty_description_is_no_change(action, proxy, sm):
     assert run.outputs["changed"] == "false"
     assert run.json("unchanged") == ["app/key"]
     assert not WRITES & set(proxy.ops())
+
+
+# The layer's index -------------------------------------------------------------------------
+
+
+def test_the_index_names_every_rule_and_patch_of_the_layer_and_nothing_else():
+    indexed = [d.rule for d in DEVIATIONS]
+    in_code = [
+        *proxy_rules.RULES,
+        proxy_rules.RealAws.secrets_over_the_quota,
+        proxy_rules.RealAws.lagging_listing,
+        *(ours for _, _, ours in moto_patches.PATCHES),
+    ]
+    assert sorted(f.__qualname__ for f in indexed) == sorted(f.__qualname__ for f in in_code)
+    for deviation in DEVIATIONS:
+        assert deviation.doc.strip()
+        assert deviation.rule.__doc__, f"{deviation.rule.__qualname__} says what AWS does"

@@ -1,13 +1,9 @@
-"""Applying a plan: bounded parallel writes, one secret's failure never stopping the others."""
+"""Applying one step of a plan: the calls its action makes, and a failure of one secret turned
+into its result, never raised to stop the others (schedule.py runs the steps in parallel)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import (
@@ -20,7 +16,7 @@ from botocore.exceptions import (
 
 from . import limiter
 from .drift import CURRENT, LABEL, WRITTEN_STAGES, on_drift
-from .plan import WRITES, Action, Step, owned_by, plan_secret, value_change
+from .plan import Action, Step, owned_by, plan_secret, value_change
 from .state import Current, describe_error, error_code, read_one, read_value
 
 if TYPE_CHECKING:
@@ -31,23 +27,6 @@ if TYPE_CHECKING:
 
 # What the retry round from a fresh read takes on: the answers limiter.py retries too.
 _TRANSIENT_CODES = limiter.THROTTLING | limiter.TRANSIENT
-RETRY_PAUSE_SECONDS = 1.0
-# A hard quota (secrets per Region, versions per secret, ...): no retry can succeed. botocore
-# counts it as throttling, so it would retry it for half a minute and slow every other thread.
-QUOTA_CODE = "LimitExceededException"
-
-
-def stop_retrying_quotas(client: SecretsManagerClient) -> None:
-    """Make a LimitExceededException final at its first answer: raised before botocore's retry
-    handler (and its adaptive rate limiter) see it, as the client would raise it at the end."""
-
-    def final(response: Any = None, operation: Any = None, **_: Any) -> None:
-        parsed = response[1] if response else None
-        if parsed and parsed.get("Error", {}).get("Code") == QUOTA_CODE:
-            raise client.exceptions.LimitExceededException(parsed, operation.name)
-
-    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
-    client.meta.events.register_first(event, final)
 
 
 @dataclass(frozen=True)
@@ -93,7 +72,7 @@ class Applier:
             return self._run(step)
         except (ClientError, BotoCoreError) as exc:
             problem, transient = _describe(exc), is_transient(exc)
-            if error_code(exc) == QUOTA_CODE:
+            if error_code(exc) == limiter.QUOTA:
                 problem += (
                     " (a Secrets Manager quota, not a rate: not retried. See the quotas page "
                     "of the Secrets Manager user guide; free room, or ask AWS for more.)"
@@ -335,84 +314,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ParamValidationError):
         return type(exc).__name__
     return describe_error(exc)
-
-
-# The runner, cancelling a step, sends SIGINT, SIGTERM 7.5 s later and kills 2.5 s after that:
-# writes in flight get 5 s, which leaves time to write the outputs and the step summary.
-CANCEL_GRACE_SECONDS = 5.0
-_POLL_SECONDS = 0.2
-NOT_STARTED = "cancelled: the run was stopped before this write started; a rerun makes it."
-STILL_IN_FLIGHT = (
-    "cancelled: this write was still in flight when the run stopped and may have landed; "
-    "a rerun finds out and finishes it."
-)
-
-
-def apply_all(
-    applier: Applier,
-    steps: tuple[Step, ...],
-    executor: ThreadPoolExecutor,
-    *,
-    pause: float = RETRY_PAUSE_SECONDS,
-    stop: threading.Event | None = None,
-    grace: float = CANCEL_GRACE_SECONDS,
-    retry: bool = True,
-) -> list[Result]:
-    """Run every step; secrets that failed transiently (after the SDK's own retries) get one
-    more try from a fresh read, so a throttled burst does not leave them behind.
-
-    Once `stop` is set (the run is being cancelled), no secret's write starts: those not
-    started are reported as cancelled, those in flight get `grace` seconds to finish, and
-    nothing is tried again. retry=False: no second round (a rollback's fresh read would plan a
-    sync)."""
-    stop = stop or threading.Event()
-
-    def start(step: Step, work: Callable[[], Result], otherwise: Result) -> Result:
-        if stop.is_set() and step.action in WRITES and not step.error:
-            return otherwise
-        return work()
-
-    def run_all(jobs: list[tuple[Step, Callable[[], Result], Result]]) -> list[Result]:
-        futures = [executor.submit(start, *job) for job in jobs]
-        _wait(futures, stop, grace)
-        return [
-            _outcome(f, s, otherwise) for f, (s, _, otherwise) in zip(futures, jobs, strict=True)
-        ]
-
-    results = run_all([(s, partial(applier.run, s), _cancelled(s, NOT_STARTED)) for s in steps])
-    again = [i for i, r in enumerate(results) if r.transient and retry]
-    if again and not stop.wait(pause):
-        failed = [results[i] for i in again]
-        retried = run_all([(r.step, partial(applier.retry, r), r) for r in failed])
-        for i, result in zip(again, retried, strict=True):
-            results[i] = result
-    return results
-
-
-def _outcome(future: Future[Result], step: Step, otherwise: Result) -> Result:
-    if future.cancel():  # still queued behind the writes in flight: never started
-        return otherwise
-    if future.done():
-        return future.result()
-    return _cancelled(step, STILL_IN_FLIGHT)  # running past the grace period
-
-
-def _cancelled(step: Step, why: str) -> Result:
-    return Result(step, step.action, step.arn, error=why)
-
-
-def _wait(futures: list[Future[Result]], stop: threading.Event, grace: float) -> None:
-    """Until every future is done; once `stop` is set, `grace` seconds more at most (polled:
-    a signal handler can only set a flag)."""
-    pending = set(futures)
-    deadline: float | None = None
-    while pending:
-        if deadline is None and stop.is_set():
-            deadline = time.monotonic() + grace
-        left = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
-        if left <= 0:
-            return
-        _, pending = wait(pending, timeout=min(left, _POLL_SECONDS))
 
 
 def dry_run(steps: tuple[Step, ...]) -> list[Result]:

@@ -198,21 +198,15 @@ def sync(
         f"{settings.repository}{mode}"
     )
 
-    from . import credentials, drift, state, summary
-    from .apply import (
-        NOT_STARTED,
-        STILL_IN_FLIGHT,
-        Applier,
-        apply_all,
-        dry_run,
-        stop_retrying_quotas,
-    )
+    from . import credentials, drift, limiter, state, summary
+    from .apply import Applier, dry_run
     from .plan import WRITES, Action, merged_values, plan
     from .rollback import plan_rollback
+    from .schedule import NOT_STARTED, STILL_IN_FLIGHT, apply_all
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
-    stop_retrying_quotas(client)
+    limiter.stop_retrying_quotas(client)  # final at once, whatever the retry mode
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)

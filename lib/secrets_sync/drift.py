@@ -47,24 +47,10 @@ def on_drift(step: Step, policy: Literal["overwrite", "skip", "fail"]) -> Step:
         # Writes from outside are what these policies leave room for: `if-not-exists` never
         # owns the value again, and a merge owns only its keys, which still hold its values.
         return step
-    if policy == "skip":
-        return Step(
-            step.name,
-            Action.SKIP,
-            f"drifted: {_WHAT}; on-drift is skip",
-            step.desired,
-            step.current,
-            drift=True,
-        )
-    if policy == "fail":
-        return Step(
-            step.name,
-            Action.CONFLICT,
-            f"drifted: {_WHAT}; on-drift is fail",
-            step.desired,
-            step.current,
-            drift=True,
-        )
+    if policy != "overwrite":
+        action = Action.SKIP if policy == "skip" else Action.CONFLICT
+        why = f"drifted: {_WHAT}; on-drift is {policy}"
+        return Step(step.name, action, why, step.desired, step.current, drift=True)
     if step.action is Action.UPDATE:
         return replace(step, drift=True, reason=f"drifted: {_WHAT}; on-drift is overwrite")
     # The value outside equals GitHub's: no new version; our label moves to the current one so

@@ -25,10 +25,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Each write API and the quota it counts against. AWS's quotas page lists 50 a second, not
 # adjustable, per Region for "PutSecretValue, ..., UpdateSecret ... combined", TagResource with
@@ -64,8 +67,10 @@ THROTTLING = frozenset(
         "RequestThrottledException",
     }
 )
-# LimitExceededException is not here: it is a hard quota (e.g. versions of a secret), which no
-# retry and no slower pace will lift.
+# A hard quota (secrets per Region, versions of a secret, ...), which no retry and no slower pace
+# will lift: not in THROTTLING, so classify() calls it final. botocore, though, counts it as
+# throttling; stop_retrying_quotas keeps its retry modes (bench/throttle.py) from retrying it.
+QUOTA = "LimitExceededException"
 TRANSIENT = frozenset(
     {"InternalServiceError", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
 )
@@ -241,3 +246,19 @@ def install(client: Any, pacer: Pacer) -> None:
 
     client.meta.events.register(f"before-send.{service}", before_send, "secrets-sync-pace")
     client.meta.events.register(f"needs-retry.{service}", needs_retry, "secrets-sync-retry")
+
+
+def stop_retrying_quotas(client: SecretsManagerClient) -> None:
+    """Make a LimitExceededException final at its first answer, in every retry mode: raised
+    before any retry handler sees it (ours, botocore's standard one, and its adaptive rate
+    limiter, which would slow every other thread), as the client would raise it at the end.
+    Paced alone would not need it (one botocore attempt, and classify() says final); it is
+    installed on every client so that one mechanism, not one per mode, holds the rule."""
+
+    def final(response: Any = None, operation: Any = None, **_: Any) -> None:
+        parsed = response[1] if response else None
+        if parsed and parsed.get("Error", {}).get("Code") == QUOTA:
+            raise client.exceptions.LimitExceededException(parsed, operation.name)
+
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register_first(event, final)

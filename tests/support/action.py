@@ -95,33 +95,10 @@ def base_env(endpoint: str, workspace: Path, home: Path) -> dict[str, str]:
     }
 
 
-def run_action(
-    inputs: Mapping[str, str],
-    *,
-    endpoint: str,
-    workspace: Path,
-    env: Mapping[str, str] | None = None,
-    drop: Iterable[str] = (),
-    argv: Iterable[str] = (),
-    files: Mapping[str, str] | None = None,
-    timeout: float = 120,
-    command: Sequence[str] | None = None,
-) -> ActionRun:
-    """Run entrypoint.py with inputs given as INPUT_<NAME> (hyphens kept), as the runner does.
-
-    `command` replaces `python entrypoint.py` (tests/test_image.py runs the image's ENTRYPOINT);
-    `argv` is appended to either."""
-    started = start_action(
-        inputs,
-        endpoint=endpoint,
-        workspace=workspace,
-        env=env,
-        drop=drop,
-        argv=argv,
-        files=files,
-        command=command,
-    )
-    return started.finish(timeout)
+def run_action(inputs: Mapping[str, str], *, timeout: float = 120, **how: Any) -> ActionRun:
+    """Run entrypoint.py with inputs given as INPUT_<NAME> (hyphens kept), as the runner does,
+    and wait for it: start_action's keywords (endpoint, workspace, env, ...), then finish()."""
+    return start_action(inputs, **how).finish(timeout)
 
 
 @dataclass
@@ -165,7 +142,9 @@ def start_action(
     files: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
 ) -> Started:
-    """run_action's first half: the process is started and left running."""
+    """Start entrypoint.py and leave it running (run_action waits for it). `command` replaces
+    `python entrypoint.py` (tests/test_image.py runs the image's ENTRYPOINT); `argv` is appended
+    to either."""
     workspace.mkdir(parents=True, exist_ok=True)
     for rel, content in (files or {}).items():
         (workspace / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def parse_call(headers: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
 
 class Model(Protocol):
     """What the real service does where the emulator behind the proxy is kinder: refuse a call
-    moto would take, or change an answer moto gave (tests/support/realaws.py is the one)."""
+    moto would take, or change an answer moto gave (tests/support/realaws/ is the one)."""
 
     def refuse(self, call: Call) -> tuple[int, str, str] | None:
         """(status, error code, message) for a call AWS refuses, before it reaches moto."""

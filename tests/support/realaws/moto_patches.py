@@ -1,19 +1,15 @@
-"""Where moto is kinder (or stranger) than Secrets Manager with staging labels, the AWS rule,
-installed into the moto server that runs in this process (tests and `make demo`).
+"""moto's half of the layer (the index is in __init__.py): where moto is kinder (or stranger)
+than Secrets Manager with staging labels, the AWS rule, patched into the moto server that runs in
+this process (tests/conftest.py and `make demo`, both through realaws.moto_server()).
 
 AWS (PutSecretValue, UpdateSecretVersionStage and "Staging labels" in the Secrets Manager user
 guide): a staging label is attached to one version of a secret at a time, so attaching it to a
 new version removes it from the old one; when AWSCURRENT moves, AWSPREVIOUS moves to the version
-it left, and that version keeps its other labels. moto 5 instead replaces the old current
-version's labels with ["AWSPREVIOUS"] (dropping a custom label such as ours, which would hide
-every drift), and leaves a custom label given to PutSecretValue on the old version as well.
-UpdateSecretVersionStage: moto moves AWSCURRENT but GetSecretValue still answers the old
-current version; AWS requires RemoveFromVersionId when the label is on another version ("If the
-staging label is already attached to a different version of the secret, then you must also
-specify the RemoveFromVersionId parameter"), where moto puts the label on both."""
+it left, and that version keeps its other labels."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moto.secretsmanager.exceptions import InvalidParameterException
@@ -22,7 +18,17 @@ from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 _CURRENT, _PREVIOUS = "AWSCURRENT", "AWSPREVIOUS"
 
 
-def _reset_default_version(self: Any, secret_version: dict[str, Any], version_id: str) -> None:
+def labels_move_with_a_new_version(
+    self: Any, secret_version: dict[str, Any], version_id: str
+) -> None:
+    """API_UpdateSecretVersionStage ("Each staging label can be attached to only one version at
+    a time"; "Whenever you move AWSCURRENT, Secrets Manager automatically moves the label
+    AWSPREVIOUS to the version that AWSCURRENT was removed from"), as PutSecretValue applies it
+    to a new version's VersionStages; the version AWSCURRENT left keeps its other labels. moto 5
+    replaces that version's labels with ["AWSPREVIOUS"] (dropping a custom label such as ours,
+    which would hide every drift) and leaves a custom label given to PutSecretValue on the old
+    version as well.
+    Replaces FakeSecret.reset_default_version."""
     moving = set(secret_version["version_stages"])
     for vid, version in self.versions.items():
         if vid != version_id:
@@ -36,7 +42,9 @@ def _reset_default_version(self: Any, secret_version: dict[str, Any], version_id
     self.default_version_id = version_id
 
 
-def _remove_version_stages_from_old_versions(self: Any, version_stages: list[str]) -> None:
+def labels_leave_the_old_versions(self: Any, version_stages: list[str]) -> None:
+    """The same rule where moto takes the labels off the other versions: only those given, and
+    every one of them. Replaces FakeSecret.remove_version_stages_from_old_versions."""
     for version in self.versions.values():
         version["version_stages"] = [
             s for s in version["version_stages"] if s not in version_stages
@@ -46,13 +54,18 @@ def _remove_version_stages_from_old_versions(self: Any, version_stages: list[str
 _moto_update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
 
 
-def _update_secret_version_stage(
+def a_moved_label_leaves_its_holder(
     self: Any,
     secret_id: str,
     version_stage: str,
     remove_from_version_id: str,
     move_to_version_id: str,
 ) -> tuple[str, str]:
+    """API_UpdateSecretVersionStage: "If the staging label is already attached to a different
+    version of the secret, then you must also specify the RemoveFromVersionId parameter"
+    (InvalidParameterException otherwise), where moto puts the label on both; and a moved
+    AWSCURRENT is what GetSecretValue answers, where moto still answers the old current version.
+    Replaces SecretsManagerBackend.update_secret_version_stage (and calls it)."""
     secret = self.secrets.get(secret_id)  # by name or ARN, as moto resolves them
     if secret is not None and move_to_version_id:
         holder = next(
@@ -72,12 +85,15 @@ def _update_secret_version_stage(
     return answer
 
 
+# What install() sets: (moto's class, its attribute, ours).
+PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
+    (FakeSecret, "reset_default_version", labels_move_with_a_new_version),
+    (FakeSecret, "remove_version_stages_from_old_versions", labels_leave_the_old_versions),
+    (SecretsManagerBackend, "update_secret_version_stage", a_moved_label_leaves_its_holder),
+)
+
+
 def install() -> None:
     """Idempotent: the same functions every time."""
-    SecretsManagerBackend.update_secret_version_stage = (  # type: ignore[method-assign]
-        _update_secret_version_stage
-    )
-    FakeSecret.reset_default_version = _reset_default_version  # type: ignore[method-assign]
-    FakeSecret.remove_version_stages_from_old_versions = (  # type: ignore[method-assign]
-        _remove_version_stages_from_old_versions
-    )
+    for owner, attribute, ours in PATCHES:
+        setattr(owner, attribute, ours)

@@ -1,4 +1,5 @@
-"""Secrets Manager as AWS runs it, where moto is kinder: a model the recording proxy consults.
+"""The proxy's half of the layer (the index is in __init__.py): Secrets Manager as AWS runs it,
+where moto is kinder, as a model the recording proxy (tests/support/proxy.py) consults.
 
 Each rule is a small function naming the part of the Secrets Manager API Reference (or the
 evidence) it follows. A rule refuses a call before it reaches moto, with the error code AWS
@@ -165,7 +166,7 @@ class RealAws:
             refusal = rule(call, secret)
             if refusal is not None:
                 return refusal
-        return self._over_quota(call, secret)
+        return self.secrets_over_the_quota(call, secret)
 
     def answered(self, call: Call, payload: bytes) -> bytes:
         if call.service != "secretsmanager":
@@ -174,10 +175,10 @@ class RealAws:
             with self._lock:
                 self._created[str(call.body["Name"])] = time.monotonic()
         if call.operation == "ListSecrets":
-            return self._listing(payload)
+            return self.lagging_listing(payload)
         return payload
 
-    def _over_quota(self, call: Call, secret: Secret) -> Refusal | None:
+    def secrets_over_the_quota(self, call: Call, secret: Secret) -> Refusal | None:
         """API_CreateSecret ("Errors": LimitExceededException, "The request failed because it
         would exceed one of the Secrets Manager quotas"); the quotas page: secrets per Region."""
         if call.operation != "CreateSecret" or secret or self.secrets_quota >= SECRETS_PER_REGION:
@@ -191,7 +192,7 @@ class RealAws:
             "You have exceeded the maximum number of secrets allowed in this Region.",
         )
 
-    def _listing(self, payload: bytes) -> bytes:
+    def lagging_listing(self, payload: bytes) -> bytes:
         """API_ListSecrets lags (LISTING_LAG_SECONDS), and its SecretListEntry has no
         ReplicationStatus (only DescribeSecret has), where moto lists both at once."""
         page = json.loads(payload)
