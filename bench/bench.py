@@ -14,9 +14,9 @@ state. "1st request" is launch to the first request reaching the proxy. Our side
 validates the mapping, registers masks and writes outputs and a step summary, which the loop
 does not. Unless --python names another interpreter, both run in the image's environment, built
 from the Dockerfile as tests/test_image.py builds it (a fresh virtual environment with the
-lock, botocore's unused models deleted, our code compiled; a development environment has extras
-that jsonschema imports at start-up), with boto3 and s3transfer added for the loop; ours runs
-the image's ENTRYPOINT command.
+lock, the unused SDK models deleted, our code compiled; a development environment has extras
+that jsonschema imports at start-up), whose boto3 the loop uses too; ours runs the image's
+ENTRYPOINT command.
 Peak RSS is our process's high-water mark (VmHWM).
 
 Where N <= 100 our side runs each scenario --repeat times (default 3) and the run of median wall
@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if args.python is None:
             print("… building the image's environment from the Dockerfile", file=sys.stderr)
-            args.runtime = harness.Runtime.image(Path(tmp) / "image", baseline=True)
+            args.runtime = harness.Runtime.image(Path(tmp) / "image")
         else:
             args.runtime = harness.Runtime.given(args.python)
         bench = Bench(moto_url, proxy, Path(tmp) / "runs", args)

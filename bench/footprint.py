@@ -1,7 +1,7 @@
 """The installed footprint of the runtime dependencies, and what of it a run actually uses.
 
 Builds the image's environment from the Dockerfile as tests/test_image.py does (the lock
-installed with `--require-hashes --no-deps`, botocore's unused models deleted), sizes each
+installed with `--require-hashes --no-deps`, the unused SDK models deleted), sizes each
 distribution from the files of its RECORD that are still there (byte code included), then runs
 the image's entrypoint against a local moto (create, then no-op, with role-to-assume so the STS
 path is loaded too) and records every module it imports and every file it opens under

@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,17 +152,12 @@ class Runtime:
         return [*self.action[:-1], *options, self.action[-1]]
 
     @classmethod
-    def image(cls, where: Path, *, baseline: bool = False) -> Runtime:
+    def image(cls, where: Path) -> Runtime:
         """The image, as tests/test_image.py builds it from the Dockerfile: the lock installed
-        into a fresh virtual environment, botocore's unused models deleted, our code compiled,
-        and the ENTRYPOINT's command. With baseline, also boto3 and s3transfer for
-        bench/baseline.py (the image has neither), at the versions of the development
-        environment, whose botocore the lock pins."""
+        into a fresh virtual environment, the unused SDK models deleted, our code compiled, and
+        the ENTRYPOINT's command. bench/baseline.py's boto3 loop runs there too: the lock
+        installs boto3, the action's SDK."""
         built = build_image(where)
-        if baseline:
-            loop = [f"{name}=={metadata.version(name)}" for name in ("boto3", "s3transfer")]
-            pip = [sys.executable, "-m", "pip", "--python", str(built.python), "install"]
-            subprocess.run([*pip, "--quiet", "--no-deps", *loop], check=True)
         return cls(str(built.python), tuple(built.command()))
 
     @classmethod

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import boto3.session
 import pytest
 
 from tests.support.action import REPOSITORY, assert_no_leak, assert_run_clean
@@ -673,6 +674,9 @@ def test_a_planted_aws_config_cannot_redirect_or_configure_the_clients(tmp_path,
     settings = load_settings(env)
     sess = credentials.session(settings, env, Runner(io.StringIO(), in_actions=False))
     client = credentials.secretsmanager(sess, settings)
+    assert isinstance(sess, boto3.session.Session)  # the SDK the action names
     assert client.meta.endpoint_url == "https://secretsmanager.us-east-1.amazonaws.com"
     assert client.meta.region_name == "us-east-1"
-    assert sess.get_scoped_config().get("ca_bundle") is None
+    # No profile at all: the planted file's [default] (and its ca_bundle) was never read.
+    assert sess.available_profiles == []
+    assert sess._session.get_scoped_config().get("ca_bundle") is None

@@ -315,9 +315,10 @@ def test_installed_packages_are_exactly_the_lock(image):
     )
     installed = {canonicalize_name(name): version for name, version in listing}
     assert installed == lock_requirements()
-    # Neither the toolkit's declared dependencies nor anything else came along, and boto3
-    # (which a run never imports) is not there.
-    assert not {"pygithub", "requests", "boto3", "s3transfer"} & set(installed)
+    # Neither the toolkit's declared dependencies nor anything else came along; boto3, the SDK
+    # the action calls, is there (with s3transfer, which it requires).
+    assert not {"pygithub", "requests"} & set(installed)
+    assert {"boto3", "botocore", "s3transfer"} <= set(installed)
 
 
 def test_the_development_environment_runs_the_locked_versions():
@@ -328,6 +329,15 @@ def test_the_development_environment_runs_the_locked_versions():
 
 
 SLIM = runpy.run_path(str(ROOT / "scripts" / "slim_botocore.py"))
+# What our code asks the SDK to make: ("client" | "resource", service), from boto3 sessions'
+# client() and resource(), and botocore's create_client(), were it called directly again.
+SDK_CALLS = [
+    ("resource" if kind == "resource" else "client", name)
+    for path in (ROOT / "lib").rglob("*.py")
+    for kind, name in re.findall(
+        r'\b(create_client|client|resource)\(\s*"([a-z0-9-]+)"', path.read_text()
+    )
+]
 
 
 def test_botocore_in_the_image_keeps_only_the_models_a_run_can_load(image):
@@ -358,6 +368,26 @@ def test_botocore_in_the_image_keeps_only_the_models_a_run_can_load(image):
     }
 
 
+def test_boto3_in_the_image_keeps_no_resource_model_and_still_makes_clients(image):
+    """boto3's resource models are read by Session.resource() alone, which no run calls (the
+    test below finds only clients): all of them are gone, and boto3 still makes our clients."""
+    found = image_python(
+        image,
+        "import json, boto3.session\n"
+        "s = boto3.session.Session(region_name='us-east-1')\n"
+        "c = s.client('secretsmanager', endpoint_url='http://127.0.0.1:9')\n"
+        "print(json.dumps({'resources': s.get_available_resources(),\n"
+        "                  'services': sorted(s.get_available_services()),\n"
+        "                  'client': c.meta.service_model.service_name}))",
+    )
+    assert found == {
+        "resources": [],
+        "services": sorted(SLIM["SERVICES"]),
+        "client": "secretsmanager",
+    }
+    assert "resource" not in {kind for kind, _ in SDK_CALLS}
+
+
 def test_the_slimmed_botocore_still_resolves_sts_in_every_partition(image):
     """The STS endpoint comes from botocore's endpoint rule set (in the kept sts model) and its
     partitions file: both must survive the slimming, for every partition."""
@@ -379,11 +409,7 @@ def test_the_kept_models_are_every_client_a_run_can_make():
     """Our code's clients, and those botocore's credential providers make for profile-based
     ambient credentials (assume-role and web-identity profiles, SSO, sign-in). A botocore
     upgrade that adds a provider fails here, not in a user's run."""
-    ours = {
-        name
-        for path in (ROOT / "lib").rglob("*.py")
-        for name in re.findall(r'create_client\(\s*"([a-z0-9-]+)"', path.read_text())
-    }
+    ours = {name for kind, name in SDK_CALLS if kind == "client"}
     source = Path(botocore.__file__).parent
     theirs = {
         name

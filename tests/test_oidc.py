@@ -13,7 +13,8 @@ import urllib.parse
 
 import pytest
 
-from secrets_sync.credentials import fork_pull_request, sts_endpoint
+from secrets_sync.credential_errors import fork_pull_request
+from secrets_sync.credentials import sts_endpoint
 from secrets_sync.errors import CredentialsError
 from secrets_sync.oidc import (
     Claims,
