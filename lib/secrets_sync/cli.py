@@ -198,7 +198,7 @@ def sync(
         f"{settings.repository}{mode}"
     )
 
-    from . import credentials, drift, limiter, state, summary
+    from . import credentials, drift, state, summary
     from .apply import Applier, dry_run
     from .plan import WRITES, Action, merged_values, plan
     from .rollback import plan_rollback
@@ -206,7 +206,6 @@ def sync(
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
-    limiter.stop_retrying_quotas(client)  # final at once, whatever the retry mode
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)

@@ -182,6 +182,7 @@ def secretsmanager(sess: boto3.session.Session, settings: Settings) -> SecretsMa
         config=client_config(settings),
         endpoint_url=settings.endpoints.get("secretsmanager"),
     )
+    limiter.stop_retrying_quotas(client)  # final at once, whatever the retry mode
     if settings.retry_mode == "paced":
         limiter.install(client, limiter.Pacer())
     return client
