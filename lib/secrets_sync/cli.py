@@ -23,6 +23,8 @@ from .settings import Settings, load_settings
 if TYPE_CHECKING:
     import argparse
 
+    from .apply import Result
+
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse  # only for command-line use: the action passes no arguments
@@ -179,14 +181,7 @@ def sync(
         values = sources.lookup(specs, settings.values, env)
         runner.add_masks(values.values())
         desired = sources.resolve(specs, values, missing=settings.missing)
-        runner.add_masks(d.secret_string for d in desired if d.secret_string)
-        runner.add_masks(text for d in desired for text in d.built)
-        runner.add_masks(
-            form
-            for d in desired
-            if d.secret_binary
-            for form in sources.binary_forms(d.secret_binary)
-        )
+        runner.add_masks(form for d in desired for form in sources.mask_forms(d))
 
     for warning in secret_map.warnings:
         runner.warning(warning, title="secrets-sync: name")
@@ -200,9 +195,9 @@ def sync(
 
     from . import credentials, drift, state, summary
     from .apply import Applier, dry_run
-    from .plan import WRITES, Action, merged_values, plan
+    from .plan import merged_values, plan
     from .rollback import plan_rollback
-    from .schedule import NOT_STARTED, STILL_IN_FLIGHT, apply_all
+    from .schedule import apply_all
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
@@ -212,31 +207,15 @@ def sync(
     stop = stop or Stop()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency)
     try:
-        # Values are asked for by name while the listing runs, so that reading costs no round
-        # trip of its own; the listing then decides which of them are ours to use.
-        listing = pool.submit(state.list_under, client, list_prefix)
-        wanted = [d.name for d in desired if d.has_value]
-        prefetched = state.prefetch_values(client, wanted, pool)
-        current = listing.result()
-        # A rollback reads no values, but needs the labels of a secret the listing lags behind.
-        unlisted = [
-            d.name
-            for d in desired
-            if d.name not in current and (d.name in prefetched or settings.rollback)
-        ]
-        current.update(state.read_unlisted(client, prefetched, unlisted, pool))
-        to_read = [current[d.name] for d in desired if d.has_value and d.name in current]
-        current.update(state.read_values(client, to_read, pool, prefetched))
-        replicated = [
-            current[d.name]
-            for d in desired
-            if d.spec.replica_regions
-            and d.name in current
-            and not current[d.name].deleted
-            and not settings.rollback
-        ]
-        current.update(
-            (c.name, c) for c in pool.map(lambda c: state.read_replicas(client, c), replicated)
+        current = state.read_current(
+            client,
+            pool,
+            prefix=list_prefix,
+            valued=[d.name for d in desired if d.has_value],
+            unvalued=names if settings.rollback else (),
+            replicated=[
+                d.name for d in desired if d.spec.replica_regions and not settings.rollback
+            ],
         )
         if settings.rollback:
             steps = tuple(
@@ -276,28 +255,7 @@ def sync(
     # its line breaks or a Markdown cell folds them, which could leave pieces too short to match.
     results = [replace(r, error=runner.redact(r.error)) if r.error else r for r in results]
 
-    with runner.group("Plan" if settings.dry_run else "Results"):
-        for line in summary.plan_lines(results):
-            runner.info(line)
-    cancelled = sum(1 for r in results if r.error in (NOT_STARTED, STILL_IN_FLIGHT))
-    for r in results:
-        if r.error and r.error not in (NOT_STARTED, STILL_IN_FLIGHT):
-            runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
-        elif r.step.drift:
-            runner.warning(f"{r.name}: {r.step.reason}.", title="secrets-sync: drift")
-        elif settings.rollback and r.action is not Action.ROLLBACK:
-            runner.warning(f"{r.name}: not rolled back: {r.step.reason}.", title="secrets-sync")
-    if stop.signal:
-        # One line for the cancellation; each secret it left undone is in the outputs and the
-        # summary, with the reason.
-        done = sum(1 for r in results if r.ok and r.action in WRITES)
-        said = (
-            f"Cancelled ({stop.signal}): {done} secrets written before the run stopped, "
-            f'{cancelled} left unwritten (`failed`, reason "cancelled"). Rerun the '
-            "workflow to finish: a rerun picks up where this one stopped."
-        )
-        runner.error(said, title="secrets-sync: cancelled")
-        runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
+    report(runner, settings, results, stop.signal)
     manifests = eso.write(
         settings,
         secret_map.specs,
@@ -322,6 +280,37 @@ def sync(
     # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
     alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
     return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
+
+
+def report(
+    runner: Runner, settings: Settings, results: Sequence[Result], cancelled_by: str | None
+) -> None:
+    """The log's account of the results: the plan lines, one annotation per problem, and one
+    line for a cancellation (each secret it left undone is in the outputs and the summary)."""
+    from . import summary
+    from .plan import WRITES, Action
+    from .schedule import NOT_STARTED, STILL_IN_FLIGHT
+
+    with runner.group("Plan" if settings.dry_run else "Results"):
+        for line in summary.plan_lines(results):
+            runner.info(line)
+    for r in results:
+        if r.error and r.error not in (NOT_STARTED, STILL_IN_FLIGHT):
+            runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))
+        elif r.step.drift:
+            runner.warning(f"{r.name}: {r.step.reason}.", title="secrets-sync: drift")
+        elif settings.rollback and r.action is not Action.ROLLBACK:
+            runner.warning(f"{r.name}: not rolled back: {r.step.reason}.", title="secrets-sync")
+    if cancelled_by:
+        done = sum(1 for r in results if r.ok and r.action in WRITES)
+        cancelled = sum(1 for r in results if r.error in (NOT_STARTED, STILL_IN_FLIGHT))
+        said = (
+            f"Cancelled ({cancelled_by}): {done} secrets written before the run stopped, "
+            f'{cancelled} left unwritten (`failed`, reason "cancelled"). Rerun the '
+            "workflow to finish: a rerun picks up where this one stopped."
+        )
+        runner.error(said, title="secrets-sync: cancelled")
+        runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
 
 
 def audit_tags(settings: Settings) -> tuple[tuple[str, str], ...]:

@@ -72,6 +72,16 @@ def binary_forms(data: bytes) -> list[str]:
     return out
 
 
+def mask_forms(desired: Desired) -> list[str]:
+    """What of a desired secret must be masked beyond its sources' values: the secret string,
+    the strings its templates built, and the forms its bytes could be shown in."""
+    out = [desired.secret_string] if desired.secret_string else []
+    out += desired.built
+    if desired.secret_binary:
+        out += binary_forms(desired.secret_binary)
+    return out
+
+
 def fill(template: str, values: Mapping[str, str]) -> str:
     """A template with each placeholder replaced by its source's value. Each value goes in as
     it is: a `$`, `${X}` or brace inside a value is text, never expanded in its turn."""

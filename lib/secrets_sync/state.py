@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -285,3 +285,32 @@ def read_one(client: SecretsManagerClient, name: str) -> Current | None:
         raise
     current = _from_entry(entry, client.meta.region_name)
     return current if current.deleted else read_value(client, current)
+
+
+def read_current(
+    client: SecretsManagerClient,
+    executor: ThreadPoolExecutor,
+    *,
+    prefix: str,
+    valued: Sequence[str],
+    unvalued: Sequence[str] = (),
+    replicated: Collection[str] = (),
+) -> dict[str, Current]:
+    """What Secrets Manager holds under `prefix`: the values of the `valued` names, only the
+    metadata of the `unvalued` ones (a rollback's, which reads no value), and the replicas of
+    the `replicated` ones. Values are asked for by name while the listing runs, so that reading
+    costs no round trip of its own; the listing then decides which of them are ours to use, and
+    a name it lags behind is described."""
+    listing = executor.submit(list_under, client, prefix)
+    prefetched = prefetch_values(client, valued, executor)
+    current = listing.result()
+    unlisted = [n for n in valued if n not in current and n in prefetched]
+    unlisted += [n for n in unvalued if n not in current]
+    current.update(read_unlisted(client, prefetched, unlisted, executor))
+    to_read = [current[n] for n in valued if n in current]
+    current.update(read_values(client, to_read, executor, prefetched))
+    with_replicas = [current[n] for n in replicated if n in current and not current[n].deleted]
+    current.update(
+        (c.name, c) for c in executor.map(lambda c: read_replicas(client, c), with_replicas)
+    )
+    return current
