@@ -277,3 +277,54 @@ def test_a_label_move_that_fails_transiently_is_redone_by_the_retry_round(action
     assert count["n"] == MAX_ATTEMPTS + 1  # the retry round moved the label, from a fresh read
     [current] = [v for v, s in stages(sm, "drift/key").items() if "AWSCURRENT" in s]
     assert LABEL in stages(sm, "drift/key")[current]
+
+
+# Policies that leave room for writes from outside ---------------------------------------------
+
+
+def test_a_merge_drifts_only_when_a_key_it_owns_changed(action, proxy, sm):
+    inputs = {
+        "secrets": "db: {keys: {password: PASSWORD}, update-policy: merge}",
+        "name-prefix": "drift/",
+        "on-drift": "fail",
+    }
+    env = {"PASSWORD": "merge-password-canary-1"}
+    sm.create_secret(Name="drift/db", SecretString=json.dumps({"host": "h1", "password": "old"}))
+    assert action(inputs, env=env).returncode == 0  # adopted by merge: our label on its version
+
+    theirs = {"host": "h2-canary", "password": env["PASSWORD"]}
+    sm.put_secret_value(SecretId="drift/db", SecretString=json.dumps(theirs))
+    proxy.reset()
+    run = action(inputs, env=env)
+    assert run.returncode == 0, run.stdout  # `host` is not the mapping's: no drift, no alarm
+    assert run.json("drifted") == []
+    assert run.json("unchanged") == ["drift/db"]
+    assert not WRITES & set(proxy.ops())
+
+    sm.put_secret_value(
+        SecretId="drift/db", SecretString=json.dumps({**theirs, "password": "console-canary-7"})
+    )
+    run = action(inputs, env=env)
+    assert run.returncode == 1  # the key it owns was changed outside: drift, and the alarm
+    assert run.json("drifted") == ["drift/db"]
+    assert json.loads(value(sm, "drift/db"))["password"] == "console-canary-7"
+    assert_run_clean(run, [env["PASSWORD"], "console-canary-7", "h2-canary"])
+
+
+def test_if_not_exists_never_drifts(action, proxy, sm):
+    inputs = {
+        "secrets": "seed: {value: SEED, update-policy: if-not-exists}",
+        "name-prefix": "drift/",
+        "on-drift": "fail",
+    }
+    env = {"SEED": "seed-canary-1"}
+    assert action(inputs, env=env).returncode == 0
+    sm.put_secret_value(SecretId="drift/seed", SecretString="rotated-outside-canary")
+    proxy.reset()
+    run = action(inputs, env=env)
+    assert run.returncode == 0, run.stdout
+    assert run.json("drifted") == []
+    assert run.json("unchanged") == ["drift/seed"]
+    assert not WRITES & set(proxy.ops())
+    assert value(sm, "drift/seed") == "rotated-outside-canary"
+    assert_run_clean(run, ["seed-canary-1", "rotated-outside-canary"])
