@@ -37,19 +37,8 @@ FAST = settings(
 )
 SLOWER = settings(FAST, max_examples=150)
 
-FIELDS = [
-    "keys",
-    "value",
-    "binary",
-    "update-policy",
-    "description",
-    "tags",
-    "kms-key-id",
-    "replica-regions",
-    "k8s",
-]
 WORDS = [
-    *FIELDS,
+    *schema.FIELDS,
     "merge",
     "if-not-exists",
     "replace",
@@ -217,7 +206,7 @@ def test_any_near_valid_document_as_default_tags(text: str) -> None:
 @given(data=documents)
 def test_any_structure_inside_a_valid_secret_entry(data: Any) -> None:
     # Deep inside an otherwise good entry, where the schema's branches meet odd shapes.
-    for field in FIELDS:
+    for field in schema.FIELDS:
         text = json.dumps({"stripe": {"keys": {"api_key": "STRIPE_KEY"}, field: data}})
         only_our_errors(lambda text=text: load_mapping(text, "secrets"))
 

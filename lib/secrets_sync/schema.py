@@ -21,7 +21,7 @@ MAX_TAGS = 50
 MAX_NAME = 512
 SCHEMA_FILE = "secrets-sync.schema.json"
 _SHAPES = ("keys", "value", "template", "binary")  # a secret takes exactly one of these
-_FIELDS = (
+FIELDS = (
     *_SHAPES,
     "update-policy",
     "description",
@@ -152,7 +152,7 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
         )
     if kind == "additionalProperties" and isinstance(inst, dict):
         props = error.schema.get("properties") if isinstance(error.schema, Mapping) else None
-        allowed = list(props or _FIELDS)
+        allowed = list(props or FIELDS)
         extra = sorted(set(inst) - set(allowed))
         return (
             path,
