@@ -24,6 +24,7 @@ from tests.support.action import REPOSITORY, ActionRun, parse_outputs
 ROOT = Path(__file__).resolve().parents[2]
 BASE_TAG = "secrets-sync-standin-base:bookworm"
 IMAGE_TAG = "secrets-sync:image-test"
+BUILT_LABEL = "secrets-sync.image-test=1"  # on every image this test builds
 # What the stand-in base needs from Debian: the Python the Dockerfile's RUN lines call, its pip,
 # and the CA bundle (package indexes are reached through a TLS proxy here).
 BASE_PACKAGES = "python3,python3-pip,ca-certificates"
@@ -166,13 +167,18 @@ def standin_base() -> str:
 def build(base: str, *, cold: bool) -> float:
     """Build the Dockerfile on the stand-in base; seconds it took."""
     args = ["build", "--build-arg", f"BASE={base}", "--network", "host", "-t", IMAGE_TAG]
+    args += ["--label", BUILT_LABEL]
     if cold:
         args.append("--no-cache")
     start = time.monotonic()
     proc = docker(*args, str(ROOT), check=False, env={**os.environ, "DOCKER_BUILDKIT": "1"})
     if proc.returncode:
         raise SystemExit(f"docker build failed:\n{proc.stdout}{proc.stderr}")
-    return time.monotonic() - start
+    took = time.monotonic() - start
+    # The image the tag held before is left untagged by this build: remove it (and any such
+    # leftover of ours), so that runs do not pile up images. The build cache stays.
+    docker("image", "prune", "--force", "--filter", f"label={BUILT_LABEL}", check=False)
+    return took
 
 
 # Running the container as the runner does -------------------------------------------------------
