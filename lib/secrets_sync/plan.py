@@ -188,8 +188,9 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
     step = _plan_secret(desired, current, repository=repository, adopt=adopt)
     if current is None or step.action not in (Action.UPDATE, Action.TAG, Action.RESTORE):
         return step
-    # Every write also sets the audit tags: a secret that has room for ours but not for them
-    # would get its value written and then a refused TagResource.
+    # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all; every
+    # write also sets the audit tags. Counted before any call, or the value would be written
+    # and then the tags refused.
     tag_count = len(current.tags.keys() | dict(step.tags).keys() | {RUN_TAG, COMMIT_TAG})
     if tag_count <= MAX_TAGS:
         return step
@@ -258,17 +259,6 @@ def _plan_secret(
             current,
         )
     missing_tags = tuple(sorted((k, v) for k, v in tags.items() if current.tags.get(k) != v))
-    # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all.
-    tag_count = len(current.tags.keys() | tags.keys())
-    if tag_count > MAX_TAGS:
-        return Step(
-            name,
-            Action.CONFLICT,
-            f"it has {len(current.tags)} tags and secrets-sync would bring it to {tag_count}; "
-            f"AWS allows {MAX_TAGS} on a secret: remove tags from it, or give it fewer here",
-            desired,
-            current,
-        )
     # AWS leaves an empty description out of its answers: "" and none are the same.
     description = (
         spec.description
