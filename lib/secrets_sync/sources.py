@@ -89,14 +89,19 @@ def fill(template: str, values: Mapping[str, str]) -> str:
 
 
 def build_secret_string(spec: SecretSpec, values: Mapping[str, str]) -> str:
+    return _build(spec, values)[0]
+
+
+def _build(spec: SecretSpec, values: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The secret string, and the strings its `keys:` templates built (each filled once)."""
     if spec.value_source is not None:
-        return values[spec.value_source]
+        return values[spec.value_source], ()
     if spec.template is not None:
-        return fill(spec.template, values)
-    data = {k: values[src] for k, src in spec.fields}
-    data.update((k, fill(text, values)) for k, text in spec.templates)
+        return fill(spec.template, values), ()
+    built = {k: fill(text, values) for k, text in spec.templates}
+    data = {**{k: values[src] for k, src in spec.fields}, **built}
     # Compact, like Terraform's jsonencode; comparisons are made on the parsed JSON anyway.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False), tuple(built.values())
 
 
 def lookup(
@@ -151,7 +156,7 @@ def resolve(
                 )
             out.append(Desired(spec, None, secret_binary=data))
             continue
-        text = build_secret_string(spec, values)
+        text, built = _build(spec, values)
         size = len(text.encode("utf-8"))
         if size > MAX_SECRET_BYTES:
             raise InputError(
@@ -159,5 +164,5 @@ def resolve(
                 f"the secret string is over {MAX_SECRET_BYTES} bytes.",
                 "AWS allows no more; split it into several secrets.",
             )
-        out.append(Desired(spec, text, built=tuple(fill(t, values) for _, t in spec.templates)))
+        out.append(Desired(spec, text, built=built))
     return tuple(out)
