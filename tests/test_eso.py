@@ -308,6 +308,17 @@ def settings_for(tmp_path: Path, mapping: str, **inputs: str):
             "secrets.a.k8s.secret",
             ["'a..b' is not a Kubernetes Secret name"],
         ),
+        (
+            "a+b: {template: 'x${A}', k8s: {secret: app}}",
+            "secrets.a+b.k8s",
+            ["'a+b'", "`keys: {KEY: {template: ...}}`"],
+        ),
+        (  # the plain template's key is its name, which a JSON key of another secret may take
+            "url: {template: 'x${A}', k8s: {secret: app}}\n"
+            "b: {keys: {url: {template: '${B}'}}, k8s: {secret: app}}",
+            "secrets.url.k8s",  # feeds are taken in name order: b first
+            ["'url'", "'lornu-ai/b'"],
+        ),
     ],
 )
 def test_conflicts_and_bad_keys_are_input_errors(tmp_path, mapping, place, words):

@@ -9,12 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secrets_sync import eso
 from secrets_sync.errors import InputError
 from secrets_sync.mapping import load_mapping
 from secrets_sync.sources import build_secret_string, fill, resolve
 from tests.support.action import WRITES, assert_no_leak, assert_run_clean
-from tests.test_eso import MANIFESTS, build, external_secrets, resolve_like_eso, settings_for
+from tests.test_eso import MANIFESTS, build, external_secrets, resolve_like_eso
 from tests.test_leaks import assert_masked_first
 
 # Values that would change if anything expanded them a second time: `${OTHER}` and `$OTHER`
@@ -137,31 +136,6 @@ def test_eso_brings_a_plain_template_under_its_name_and_keyed_templates_by_extra
         {"secretKey": "db-url", "remoteRef": {"key": "lornu-ai/app/db-url"}}
     ]
     assert doc["spec"]["dataFrom"] == [{"extract": {"key": "lornu-ai/db"}}]
-
-
-@pytest.mark.parametrize(
-    ("mapping", "place", "words"),
-    [
-        (
-            "a+b: {template: 'x${A}', k8s: {secret: app}}",
-            "secrets.a+b.k8s",
-            ["'a+b'", "`keys: {KEY: {template: ...}}`"],
-        ),
-        (  # the plain template's key is its name, which a JSON key of another secret may take
-            "url: {template: 'x${A}', k8s: {secret: app}}\n"
-            "b: {keys: {url: {template: '${B}'}}, k8s: {secret: app}}",
-            "secrets.url.k8s",  # feeds are taken in name order: b first
-            ["'url'", "'lornu-ai/b'"],
-        ),
-    ],
-)
-def test_eso_checks_the_keys_templates_bring(tmp_path, mapping, place, words):
-    settings, specs = settings_for(tmp_path, mapping, **{"eso-manifests": MANIFESTS})
-    with pytest.raises(InputError) as caught:
-        eso.check(settings, specs)
-    assert caught.value.place == place
-    for word in words:
-        assert word in caught.value.message
 
 
 # End to end -------------------------------------------------------------------------------------
