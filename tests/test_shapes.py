@@ -287,3 +287,39 @@ def test_merge_that_loses_a_race_writes_nothing_and_a_rerun_converges(action, pr
     assert again.returncode == 0, again.stdout
     assert value_of(sm, "app/db") == {**rival, "password": DB_ENV["DB_PASSWORD"]}
     assert tags_of(sm, "app/db")["secrets-sync:repository"] == REPOSITORY
+
+
+def test_merge_onto_a_secret_with_no_value_yet_writes_the_owned_keys(action, proxy, sm):
+    # Created without a value (as `aws secretsmanager create-secret --name` leaves it): no
+    # version holds AWSCURRENT, and GetSecretValue answers ResourceNotFoundException.
+    sm.create_secret(Name="app/db", Tags=OURS)
+    run = sync_db(action, ", update-policy: merge")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("updated") == ["app/db"]
+    assert run.results()["app/db"]["merged_keys"] == ["username", "password"]
+    assert value_of(sm, "app/db") == DB_ENV_KEYS
+    assert writes(proxy).count("PutSecretValue") == 1
+    assert_run_clean(run, CANARIES)
+
+    proxy.reset()
+    again = sync_db(action, ", update-policy: merge")
+    assert again.returncode == 0, again.stdout
+    assert again.json("unchanged") == ["app/db"]
+    assert writes(proxy) == []
+
+
+DB_ENV_KEYS = {"username": DB_ENV["DB_USER"], "password": DB_ENV["DB_PASSWORD"]}
+
+
+def test_merge_keeps_the_keys_it_does_not_own_as_their_very_text(action, proxy, sm):
+    text = '{"n": 1E3, "big": 123456789012345678901234567890, "inf": 1e400, "z": -0,\n' \
+        ' "f": 1.10, "s": "\\u00e9\\/", "password": "old-password-canary"}'
+    sm.create_secret(Name="app/db", SecretString=text, Tags=OURS)
+    run = sync_db(action, ", update-policy: merge")
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = sm.get_secret_value(SecretId="app/db")["SecretString"]
+    assert after == (
+        '{"n":1E3,"big":123456789012345678901234567890,"inf":1e400,"z":-0,"f":1.10,'
+        f'"s":"\\u00e9\\/","password":"{DB_ENV["DB_PASSWORD"]}","username":"{DB_ENV["DB_USER"]}"}}'
+    )
+    assert_run_clean(run, [*CANARIES, "old-password-canary", after])

@@ -231,8 +231,15 @@ class Applier:
         """A merge writes the keys it does not own back as it read them: re-read just before
         the write, and refuse if another writer's version landed since the plan's read."""
         assert step.current is not None
-        got = self.client.get_secret_value(SecretId=step.current.arn)
-        if got.get("VersionId") == step.current.version_id:
+        try:
+            now = self.client.get_secret_value(SecretId=step.current.arn).get("VersionId")
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            # No version holds AWSCURRENT: a secret created without a value, read so by the
+            # plan too (state.read_value), whose first value is then the owned keys alone.
+            now = None
+        if now == step.current.version_id:
             return None
         return (
             "merge refused: the secret changed since it was read (another writer); nothing "

@@ -193,14 +193,15 @@ def sync(
         f"{settings.repository}{mode}"
     )
 
-    from . import credentials, drift, state, summary
+    from . import credentials, drift, outgoing, state, summary
     from .apply import Applier, dry_run
-    from .plan import merged_values, plan
+    from .plan import plan
     from .rollback import plan_rollback
     from .schedule import apply_all
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
+    outgoing.install(client, runner)  # before any call: every value sent is redacted
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
@@ -233,8 +234,6 @@ def sync(
                 max_deletions=settings.max_deletions,
             )
             steps = tuple(drift.on_drift(s, settings.on_drift) for s in steps)
-        # A merge sends values read from AWS besides ours, which an AWS error could echo.
-        runner.add_masks(merged_values(steps), tell_runner=False)
         if settings.dry_run:
             results = dry_run(steps)
         else:
