@@ -118,6 +118,17 @@ class Applier:
         if step.action is Action.RESTORE:
             client.restore_secret(SecretId=arn)
             fresh = read_value(client, replace(step.current, deleted=False))
+            if fresh.read_error:
+                # Without the value, neither the string/binary guard nor a merge can decide:
+                # nothing more is written. The secret is this repository's and live again; the
+                # next run reads it like any other.
+                return Result(
+                    step,
+                    step.action,
+                    arn,
+                    error=f"restored, but {fresh.read_error}; nothing was written to it. "
+                    "Rerun to sync it.",
+                )
             version = fresh.version_id
             change = value_change(step.desired, fresh, adopting=owned_by(fresh) is None)
             if change.conflict:

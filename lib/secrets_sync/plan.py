@@ -285,6 +285,20 @@ def _plan_secret(
         return Step(
             name, Action.CONFLICT, f"managed by the secrets-sync of {owner}", desired, current
         )
+    if owner is None and current.deleted:
+        # Its value cannot be read while it is scheduled for deletion, so whether adoption
+        # would take it over without a conflict cannot be known before RestoreSecret, and a
+        # restore that adoption then refused would leave someone else's secret live. Never.
+        return Step(
+            name,
+            Action.CONFLICT,
+            "scheduled for deletion and not managed by secrets-sync (no secrets-sync tags); "
+            "secrets-sync restores only secrets this repository manages. If it should be "
+            f"synced, restore it yourself (aws secretsmanager restore-secret --secret-id {name}) "
+            "and rerun, which then adopts it as adopt-existing says; otherwise map another name",
+            desired,
+            current,
+        )
     if owner is None and not adopt:
         return Step(
             name,
