@@ -323,3 +323,31 @@ def test_merge_keeps_the_keys_it_does_not_own_as_their_very_text(action, proxy, 
         f'"s":"\\u00e9\\/","password":"{DB_ENV["DB_PASSWORD"]}","username":"{DB_ENV["DB_USER"]}"}}'
     )
     assert_run_clean(run, [*CANARIES, "old-password-canary", after])
+
+
+def test_merged_keys_after_a_retry_are_the_retried_plans(action, proxy, sm):
+    from secrets_sync import limiter
+
+    sm.create_secret(Name="app/db", SecretString=json.dumps(TF_DB), Tags=OURS)
+    puts: list[Any] = []
+
+    def throttled_while_another_writes(call: Any) -> int | None:
+        # The first write is throttled past every retry; meanwhile another writer changes a
+        # key the mapping owns, so the retry round's fresh plan merges one key more.
+        if call.operation != "PutSecretValue":
+            return None
+        puts.append(call)
+        if len(puts) == 1:
+            sm.put_secret_value(
+                SecretId="app/db", SecretString=json.dumps({**TF_DB, "username": "someone-else"})
+            )
+        return 400 if len(puts) <= limiter.THROTTLE_ATTEMPTS else None
+
+    proxy.faults.rule = throttled_while_another_writes
+    run = sync_db(action, ", update-policy: merge")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(puts) == limiter.THROTTLE_ATTEMPTS + 1  # the retry round wrote
+    assert run.results()["app/db"]["merged_keys"] == ["username", "password"]
+    assert "merge (wrote `username`, `password`)" in run.summary
+    assert value_of(sm, "app/db") == {**TF_DB, **DB_ENV_KEYS}
+    assert_run_clean(run, [*CANARIES, "someone-else"])

@@ -273,7 +273,9 @@ class Applier:
                 step, step.action, None, error="create failed: the name exists but cannot be read"
             )
         result = self.run(fresh)
-        return replace(result, step=step)
+        # Reported under the first plan's step, with the keys the fresh plan merged: those
+        # are the keys this run wrote.
+        return replace(result, step=replace(step, merged_keys=result.step.merged_keys))
 
     def retry(self, failed: Result) -> Result:
         try:
@@ -282,8 +284,9 @@ class Applier:
             return replace(failed, error=f"{failed.step.action} failed: {_describe(exc)}")
         if result.ok and result.action is Action.UNCHANGED and failed.step.action in _LANDING:
             # The first write landed though its answer was lost (or a concurrent run wrote the
-            # same): the secret changed in this run, and `changed` and the lists must say so.
-            return replace(result, action=failed.step.action)
+            # same): the secret changed in this run, and `changed` and the lists must say so,
+            # and a merge's keys are the ones that first write carried.
+            return replace(result, action=failed.step.action, step=failed.step)
         return result
 
 
