@@ -22,6 +22,7 @@ from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from .apply import Result
 
@@ -254,12 +255,34 @@ def sync(
     # its line breaks or a Markdown cell folds them, which could leave pieces too short to match.
     results = [replace(r, error=runner.redact(r.error)) if r.error else r for r in results]
 
-    report(runner, settings, results, stop.signal)
-    manifests = eso.write(
-        settings,
-        secret_map.specs,
-        warn=lambda message: runner.warning(message, title="secrets-sync: eso-manifests"),
-    )
+    manifests: Path | None = None
+    try:
+        report(runner, settings, results, stop.signal)
+        manifests = eso.write(
+            settings,
+            secret_map.specs,
+            warn=lambda message: runner.warning(message, title="secrets-sync: eso-manifests"),
+        )
+    finally:
+        # Whatever fails after the writes (the manifests, the log), the run still says what it
+        # wrote, in its outputs and step summary; main() then reports the failure itself.
+        publish(runner, settings, results, manifests)
+    verb = "Would sync" if settings.dry_run else "Synced"
+    if settings.rollback:
+        verb = "Would roll back" if settings.dry_run else "Rolled back"
+    runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
+    failed = any(summary.bucket(r) == "failed" for r in results)
+    # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
+    alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
+    return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
+
+
+def publish(
+    runner: Runner, settings: Settings, results: Sequence[Result], manifests: Path | None
+) -> None:
+    """The outputs and the step summary of a run that reached AWS."""
+    from . import summary
+
     outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
         print(summary.as_json(outs))
@@ -271,14 +294,6 @@ def sync(
             repository=settings.repository,
         )
     )
-    verb = "Would sync" if settings.dry_run else "Synced"
-    if settings.rollback:
-        verb = "Would roll back" if settings.dry_run else "Rolled back"
-    runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
-    failed = any(summary.bucket(r) == "failed" for r in results)
-    # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
-    alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
-    return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
 
 
 def report(
