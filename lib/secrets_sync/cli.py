@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from . import __version__
 from .errors import SecretsSyncError
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
     from .apply import Result
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +114,7 @@ class Stop:
     then reports what it did and exits non-zero."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    POLL_SECONDS = 0.1  # a signal handler can only set a flag: how often it is looked at
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -129,6 +134,48 @@ class Stop:
     def uninstall(previous: dict[int, object]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def unless_stopped(self, client: SecretsManagerClient, work: Callable[[], T]) -> T | None:
+        """work() (reads, which write nothing), or None as soon as the run is cancelled: no
+        call of `client` starts after the signal, and those in flight are not waited for (a
+        read can take its whole timeout, and retries, on a slow endpoint). It runs on a thread
+        of its own so that this one, which the signal reaches, can leave at once."""
+        if self.event.is_set():
+            return None
+        event = f"before-call.{client.meta.service_model.service_id.hyphenize()}"
+
+        def refuse(**_: object) -> None:
+            if self.event.is_set():
+                raise _Cancelled
+
+        client.meta.events.register_first(event, refuse, unique_id="secrets-sync-cancel")
+        box: list[T] = []
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append(work())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="secrets-sync-read", daemon=True).start()
+        try:
+            while not done.wait(self.POLL_SECONDS):
+                if self.event.is_set():
+                    return None
+        finally:
+            if done.is_set():
+                client.meta.events.unregister(event, unique_id="secrets-sync-cancel")
+        if failed and not (isinstance(failed[0], _Cancelled) or self.event.is_set()):
+            raise failed[0]
+        return None if failed else box[0]
+
+
+class _Cancelled(Exception):  # noqa: N818 - not an error: the run was told to stop
+    """Raised in the reading thread, for a call that would start after the signal."""
 
 
 def started() -> None:
@@ -209,16 +256,27 @@ def sync(
     stop = stop or Stop()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency)
     try:
-        current = state.read_current(
+        current = stop.unless_stopped(
             client,
-            pool,
-            prefix=list_prefix,
-            valued=[d.name for d in desired if d.has_value],
-            unvalued=names if settings.rollback else (),
-            replicated=[
-                d.name for d in desired if d.spec.replica_regions and not settings.rollback
-            ],
+            lambda: state.read_current(
+                client,
+                pool,
+                prefix=list_prefix,
+                valued=[d.name for d in desired if d.has_value],
+                unvalued=names if settings.rollback else (),
+                replicated=[
+                    d.name for d in desired if d.spec.replica_regions and not settings.rollback
+                ],
+            ),
         )
+        if current is None:
+            said = (
+                f"Cancelled ({stop.signal}) while reading the current state: nothing was "
+                "written. Rerun the workflow to sync."
+            )
+            runner.error(said, title="secrets-sync: cancelled")
+            runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
+            return 1
         if settings.rollback:
             steps = tuple(
                 plan_rollback(d, current.get(d.name), repository=settings.repository)
