@@ -269,8 +269,10 @@ def test_merge_keeps_every_unowned_member_byte_for_byte(members, owned, outer):
     wanted = json.dumps({k: f"new-{k}" for k in owned})
     change = _merge(tuple(owned), wanted, text)
     if not change.write:
-        assert all([json.loads(v) for k, _, v in members if json.loads(k) == o] == [f"new-{o}"]
-                   for o in owned)
+        assert all(
+            [json.loads(v) for k, _, v in members if json.loads(k) == o] == [f"new-{o}"]
+            for o in owned
+        )
         return
     written = json_members(change.merged or "")
     assert written is not None
@@ -286,8 +288,10 @@ def test_merge_keeps_every_unowned_member_byte_for_byte(members, owned, outer):
     ("now", "after"),
     [
         ('{"n": 1E3, "p": "old"}', '{"n":1E3,"p":"new"}'),
-        ('{"big": 123456789012345678901234567890, "p": "x"}',
-         '{"big":123456789012345678901234567890,"p":"new"}'),
+        (
+            '{"big": 123456789012345678901234567890, "p": "x"}',
+            '{"big":123456789012345678901234567890,"p":"new"}',
+        ),
         ('{"inf": 1e400, "z": -0, "f": 1.10}', '{"inf":1e400,"z":-0,"f":1.10,"p":"new"}'),
         ('{"s": "\\u00e9\\/"}', '{"s":"\\u00e9\\/","p":"new"}'),
         # An unowned key given twice keeps both; an owned one is written once, where it stood.

@@ -312,8 +312,10 @@ DB_ENV_KEYS = {"username": DB_ENV["DB_USER"], "password": DB_ENV["DB_PASSWORD"]}
 
 
 def test_merge_keeps_the_keys_it_does_not_own_as_their_very_text(action, proxy, sm):
-    text = '{"n": 1E3, "big": 123456789012345678901234567890, "inf": 1e400, "z": -0,\n' \
+    text = (
+        '{"n": 1E3, "big": 123456789012345678901234567890, "inf": 1e400, "z": -0,\n'
         ' "f": 1.10, "s": "\\u00e9\\/", "password": "old-password-canary"}'
+    )
     sm.create_secret(Name="app/db", SecretString=text, Tags=OURS)
     run = sync_db(action, ", update-policy: merge")
     assert run.returncode == 0, run.stdout + run.stderr

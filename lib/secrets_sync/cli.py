@@ -174,7 +174,7 @@ class Stop:
         return None if failed else box[0]
 
 
-class _Cancelled(Exception):  # noqa: N818 - not an error: the run was told to stop
+class _Cancelled(Exception):
     """Raised in the reading thread, for a call that would start after the signal."""
 
 

@@ -1,6 +1,7 @@
 """moto's half of the layer (the index is in __init__.py): where moto is kinder (or stranger)
-than Secrets Manager with staging labels (and one batch read), the AWS rule, patched into the moto server that runs in
-this process (tests/conftest.py and `make demo`, both through realaws.moto_server()).
+than Secrets Manager with staging labels (and in one batch read), the AWS rule, patched into the
+moto server that runs in this process (tests/conftest.py and `make demo`, both through
+realaws.moto_server()).
 
 AWS (PutSecretValue, UpdateSecretVersionStage and "Staging labels" in the Secrets Manager user
 guide): a staging label is attached to one version of a secret at a time, so attaching it to a
