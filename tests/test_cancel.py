@@ -185,3 +185,44 @@ def test_the_retry_round_runs_when_not_cancelled():
     with ThreadPoolExecutor(max_workers=1) as pool:
         apply_all(applier, steps, pool, pause=0.0)
     assert sorted(applier.retried) == ["a", "b"]
+
+
+# Cancelled while reading ----------------------------------------------------------------------
+
+READS = frozenset({"ListSecrets", "BatchGetSecretValue", "GetSecretValue", "DescribeSecret"})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_state_read_stops_the_reads_at_once(action, proxy, sm, signum):
+    """The reads behind a slow endpoint: the signal ends the run at once, with no read started
+    after it and none waited for (each could take the whole timeout, and its retries)."""
+    arrived: list[tuple[str, float]] = []
+
+    def slow_reads(call: Call) -> float | None:
+        if call.operation not in READS:
+            return None
+        arrived.append((call.operation, time.monotonic()))
+        return 30.0
+
+    proxy.faults.hang_for = slow_reads
+    started = action.start(INPUTS, env=CANARIES)
+    deadline = time.monotonic() + 30
+    while not arrived:
+        assert started.proc.poll() is None, "the run ended before it read anything"
+        assert time.monotonic() < deadline, "no read arrived"
+        time.sleep(0.02)
+    time.sleep(0.2)
+    sent = time.monotonic()
+    started.proc.send_signal(signum)
+    run = started.finish(timeout=8)  # far less than one slow read (or the read timeout, 10 s)
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert [op for op, at in arrived if at >= sent] == [], "a read started after the signal"
+    assert not [c for c in proxy.calls if c.operation in WRITES]
+    [error] = run.errors
+    name = signal.Signals(signum).name
+    assert f"Cancelled ({name}) while reading the current state: nothing was written" in error
+    assert "### secrets-sync cancelled" in run.summary
+    assert "Traceback" not in run.stdout + run.stderr
+    assert sm.list_secrets()["SecretList"] == []
+    assert_run_clean(run, CANARIES.values())

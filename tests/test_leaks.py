@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from actions_toolkit.command import escape_data
 
+from secrets_sync import limiter
 from secrets_sync.drift import LABEL
 from secrets_sync.errors import SecretsSyncError
 from secrets_sync.inputs import parse_values
@@ -565,3 +566,98 @@ def test_shapes_leave_no_form_of_a_value(action, proxy, sm, inputs, env, faults,
         assert "***" in run.results()["app/db"]["error"]
         assert "***" in run.results()["app/keystore"]["error"]
     assert_masked_first(run, SHAPE_ENV.values())
+
+
+# A merge built at apply time: after a restore, on the retry round, after a lost race ---------
+
+RIVAL = {"host": "rival-host-canary-value", "password": "rival-old-canary-value"}
+MERGE_MAPPING = "db: {keys: {password: DB_PASSWORD}, update-policy: merge}"
+MERGE_CANARIES = [SHAPE_ENV["DB_PASSWORD"], *THEIRS.values(), *RIVAL.values()]
+
+
+def merge_restored(sm: Any, proxy: AwsProxy) -> Callable[[Call], int | None]:
+    """Ours, scheduled for deletion: the value is read only after RestoreSecret."""
+    sm.create_secret(Name="app/db", SecretString=json.dumps(THEIRS), Tags=OURS)
+    sm.delete_secret(SecretId="app/db", RecoveryWindowInDays=7)
+    return lambda c: 403 if c.operation == "PutSecretValue" else None
+
+
+def merge_retried(sm: Any, proxy: AwsProxy) -> Callable[[Call], int | None]:
+    """The first write is throttled past the SDK's retries; another writer lands meanwhile, and
+    the retry round merges onto its value."""
+    sm.create_secret(Name="app/db", SecretString=json.dumps(THEIRS), Tags=OURS)
+    puts: list[Call] = []
+
+    def rule(call: Call) -> int | None:
+        if call.operation != "PutSecretValue":
+            return None
+        puts.append(call)
+        if len(puts) == 1:
+            sm.put_secret_value(SecretId="app/db", SecretString=json.dumps(RIVAL))
+        return 400 if len(puts) <= limiter.THROTTLE_ATTEMPTS else 403
+
+    return rule
+
+
+def merge_lost_race(sm: Any, proxy: AwsProxy) -> Callable[[Call], int | None]:
+    """Absent at the plan's read; another writer creates it just before our CreateSecret."""
+
+    def rule(call: Call) -> int | None:
+        if call.operation == "CreateSecret":
+            sm.create_secret(Name="app/db", SecretString=json.dumps(RIVAL))
+        return 403 if call.operation == "PutSecretValue" else None
+
+    return rule
+
+
+@pytest.mark.parametrize("arrange", [merge_restored, merge_retried, merge_lost_race])
+def test_a_merge_built_at_apply_time_is_redacted(action, proxy, sm, arrange):
+    proxy.faults = Faults(rule=arrange(sm, proxy), message=echo_any_value)
+    run = action(
+        {"secrets": MERGE_MAPPING, "name-prefix": "app/"},
+        env={"DB_PASSWORD": SHAPE_ENV["DB_PASSWORD"]},
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    # The path is really taken: the merge AWS echoed held a value read from AWS at apply time.
+    [sent] = [c for c in proxy.calls if c.operation == "PutSecretValue" and c.status == 403]
+    merged = str(sent.body["SecretString"])
+    assert json.loads(merged)["password"] == SHAPE_ENV["DB_PASSWORD"]
+    assert "host" in json.loads(merged)
+    assert run.json("failed") == ["app/db"]
+    assert "***" in run.results()["app/db"]["error"]
+    assert_run_clean(run, [*MERGE_CANARIES, merged])
+
+
+def test_the_hook_registers_every_value_sent_and_every_password_made(moto: str) -> None:
+    """outgoing.install on a real client against moto: a value is known to our redaction before
+    the call leaves, whatever the call's outcome; a generated password the moment it arrives,
+    and the runner is told to mask it too."""
+    import io
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from secrets_sync import outgoing
+    from secrets_sync.runner import Runner
+
+    log = io.StringIO()
+    runner = Runner(log, in_actions=True)
+    client = boto3.client(
+        "secretsmanager",
+        region_name=REGION,
+        endpoint_url=moto,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    outgoing.install(client, runner)
+    text = json.dumps({"a": "hook-string-canary", "n": 1e3})
+    client.create_secret(Name="hooked", SecretString=text)
+    with pytest.raises(ClientError):  # refused (no such secret): registered all the same
+        client.put_secret_value(SecretId="nowhere", SecretBinary=BINARY)
+    assert runner.redact(f"x {text} y") == "x *** y"
+    assert runner.redact("echo hook-string-canary") == "echo ***"
+    assert runner.redact(BINARY_B64) == "***"
+    assert log.getvalue() == ""  # values read from AWS: no `::add-mask::` line
+    password = client.get_random_password(PasswordLength=32)["RandomPassword"]
+    assert runner.redact(password) == "***"
+    assert f"::add-mask::{escape_data(password)}" in log.getvalue()

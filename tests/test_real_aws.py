@@ -117,6 +117,20 @@ def test_listing_lags_behind_new_secrets_and_shows_no_replication_status(proxy, 
     assert sorted(listed()) == ["fresh", "old"]
 
 
+def test_a_batch_read_reports_a_secret_with_no_value_on_its_own(proxy, sm):
+    via = client(proxy.url)
+    sm.create_secret(Name="empty")  # no value: no version holds AWSCURRENT
+    sm.create_secret(Name="full", SecretString="x")
+    with pytest.raises(ClientError) as caught:
+        via.get_secret_value(SecretId="empty")
+    assert code_of(caught) == "ResourceNotFoundException"
+    answer = via.batch_get_secret_value(SecretIdList=["empty", "full"])
+    assert [v["Name"] for v in answer["SecretValues"]] == ["full"]
+    assert [(e["SecretId"], e["ErrorCode"]) for e in answer["Errors"]] == [
+        ("empty", "ResourceNotFoundException")
+    ]
+
+
 # Replicas ---------------------------------------------------------------------------------
 
 

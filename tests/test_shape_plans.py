@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from secrets_sync.errors import InputError
 from secrets_sync.mapping import load_mapping
-from secrets_sync.plan import Action, plan_secret, value_change
+from secrets_sync.plan import Action, _merge, json_members, plan_secret, value_change
 from secrets_sync.settings import load_settings
 from secrets_sync.sources import binary_forms, decode_binary, resolve
 from secrets_sync.state import Current, _with_value
@@ -230,3 +230,76 @@ def test_if_not_exists_never_writes_a_value_to_an_existing_secret(
     assert not step.write_value
     assert step.merged is None
     assert not value_change(wanted, now, adopting=True).write
+
+
+# Merge keeps what it does not own as its very text ----------------------------------------
+
+_ws = st.sampled_from(["", " ", "\n  ", "\t", "\r\n"])
+_raw_numbers = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,40})(\.[0-9]{1,6})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
+_raw_strings = st.lists(
+    st.sampled_from(["a", "é", "\\u00e9", "\\/", "/", "\\n", '\\"', "\\\\", "\\ud83d\\udddd", " "]),
+    max_size=6,
+).map(lambda parts: '"' + "".join(parts) + '"')
+_raw_values = st.recursive(
+    _raw_numbers | _raw_strings | st.sampled_from(["true", "false", "null"]),
+    lambda inner: (
+        st.lists(st.tuples(_ws, inner), max_size=3).map(
+            lambda items: "[" + ",".join(w + v for w, v in items) + "]"
+        )
+        | st.lists(st.tuples(_raw_strings, _ws, inner), max_size=3).map(
+            lambda items: "{" + ",".join(f"{k}{w}:{w}{v}" for k, w, v in items) + "}"
+        )
+    ),
+    max_leaves=5,
+)
+_raw_keys = st.sampled_from(['"host"', '"port"', '"h\\u00e9"', '"p\\/x"', '"password"', '"a"'])
+
+
+@FAST
+@given(
+    members=st.lists(st.tuples(_raw_keys, _ws, _raw_values), max_size=8),
+    owned=st.lists(st.sampled_from(["password", "a", "user"]), min_size=1, unique=True),
+    outer=_ws,
+)
+def test_merge_keeps_every_unowned_member_byte_for_byte(members, owned, outer):
+    text = outer + "{" + ",".join(f"{outer}{k}{w}:{w}{v}{outer}" for k, w, v in members) + "}"
+    assert isinstance(json.loads(text), dict)
+    wanted = json.dumps({k: f"new-{k}" for k in owned})
+    change = _merge(tuple(owned), wanted, text)
+    if not change.write:
+        assert all(
+            [json.loads(v) for k, _, v in members if json.loads(k) == o] == [f"new-{o}"]
+            for o in owned
+        )
+        return
+    written = json_members(change.merged or "")
+    assert written is not None
+    kept = [(k, v) for k, _, v in members if json.loads(k) not in owned]
+    # Every member it does not own, in order, duplicates and all, as its very text.
+    assert [(raw_k, v) for key, raw_k, v in written if key not in owned] == kept
+    # Each owned key once, with the mapping's value.
+    assert sorted(key for key, _, _ in written if key in owned) == sorted(owned)
+    assert all(json.loads(v) == f"new-{key}" for key, _, v in written if key in owned)
+
+
+@pytest.mark.parametrize(
+    ("now", "after"),
+    [
+        ('{"n": 1E3, "p": "old"}', '{"n":1E3,"p":"new"}'),
+        (
+            '{"big": 123456789012345678901234567890, "p": "x"}',
+            '{"big":123456789012345678901234567890,"p":"new"}',
+        ),
+        ('{"inf": 1e400, "z": -0, "f": 1.10}', '{"inf":1e400,"z":-0,"f":1.10,"p":"new"}'),
+        ('{"s": "\\u00e9\\/"}', '{"s":"\\u00e9\\/","p":"new"}'),
+        # An unowned key given twice keeps both; an owned one is written once, where it stood.
+        ('{"d": 1, "p": "a", "d": 2, "p": "new"}', '{"d":1,"p":"new","d":2}'),
+        ("{}", '{"p":"new"}'),
+    ],
+)
+def test_merge_examples(now, after):
+    change = _merge(("p",), '{"p": "new"}', now)
+    assert change.write
+    assert change.merged == after

@@ -287,3 +287,69 @@ def test_merge_that_loses_a_race_writes_nothing_and_a_rerun_converges(action, pr
     assert again.returncode == 0, again.stdout
     assert value_of(sm, "app/db") == {**rival, "password": DB_ENV["DB_PASSWORD"]}
     assert tags_of(sm, "app/db")["secrets-sync:repository"] == REPOSITORY
+
+
+def test_merge_onto_a_secret_with_no_value_yet_writes_the_owned_keys(action, proxy, sm):
+    # Created without a value (as `aws secretsmanager create-secret --name` leaves it): no
+    # version holds AWSCURRENT, and GetSecretValue answers ResourceNotFoundException.
+    sm.create_secret(Name="app/db", Tags=OURS)
+    run = sync_db(action, ", update-policy: merge")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("updated") == ["app/db"]
+    assert run.results()["app/db"]["merged_keys"] == ["username", "password"]
+    assert value_of(sm, "app/db") == DB_ENV_KEYS
+    assert writes(proxy).count("PutSecretValue") == 1
+    assert_run_clean(run, CANARIES)
+
+    proxy.reset()
+    again = sync_db(action, ", update-policy: merge")
+    assert again.returncode == 0, again.stdout
+    assert again.json("unchanged") == ["app/db"]
+    assert writes(proxy) == []
+
+
+DB_ENV_KEYS = {"username": DB_ENV["DB_USER"], "password": DB_ENV["DB_PASSWORD"]}
+
+
+def test_merge_keeps_the_keys_it_does_not_own_as_their_very_text(action, proxy, sm):
+    text = (
+        '{"n": 1E3, "big": 123456789012345678901234567890, "inf": 1e400, "z": -0,\n'
+        ' "f": 1.10, "s": "\\u00e9\\/", "password": "old-password-canary"}'
+    )
+    sm.create_secret(Name="app/db", SecretString=text, Tags=OURS)
+    run = sync_db(action, ", update-policy: merge")
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = sm.get_secret_value(SecretId="app/db")["SecretString"]
+    assert after == (
+        '{"n":1E3,"big":123456789012345678901234567890,"inf":1e400,"z":-0,"f":1.10,'
+        f'"s":"\\u00e9\\/","password":"{DB_ENV["DB_PASSWORD"]}","username":"{DB_ENV["DB_USER"]}"}}'
+    )
+    assert_run_clean(run, [*CANARIES, "old-password-canary", after])
+
+
+def test_merged_keys_after_a_retry_are_the_retried_plans(action, proxy, sm):
+    from secrets_sync import limiter
+
+    sm.create_secret(Name="app/db", SecretString=json.dumps(TF_DB), Tags=OURS)
+    puts: list[Any] = []
+
+    def throttled_while_another_writes(call: Any) -> int | None:
+        # The first write is throttled past every retry; meanwhile another writer changes a
+        # key the mapping owns, so the retry round's fresh plan merges one key more.
+        if call.operation != "PutSecretValue":
+            return None
+        puts.append(call)
+        if len(puts) == 1:
+            sm.put_secret_value(
+                SecretId="app/db", SecretString=json.dumps({**TF_DB, "username": "someone-else"})
+            )
+        return 400 if len(puts) <= limiter.THROTTLE_ATTEMPTS else None
+
+    proxy.faults.rule = throttled_while_another_writes
+    run = sync_db(action, ", update-policy: merge")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(puts) == limiter.THROTTLE_ATTEMPTS + 1  # the retry round wrote
+    assert run.results()["app/db"]["merged_keys"] == ["username", "password"]
+    assert "merge (wrote `username`, `password`)" in run.summary
+    assert value_of(sm, "app/db") == {**TF_DB, **DB_ENV_KEYS}
+    assert_run_clean(run, [*CANARIES, "someone-else"])

@@ -118,6 +118,17 @@ class Applier:
         if step.action is Action.RESTORE:
             client.restore_secret(SecretId=arn)
             fresh = read_value(client, replace(step.current, deleted=False))
+            if fresh.read_error:
+                # Without the value, neither the string/binary guard nor a merge can decide:
+                # nothing more is written. The secret is this repository's and live again; the
+                # next run reads it like any other.
+                return Result(
+                    step,
+                    step.action,
+                    arn,
+                    error=f"restored, but {fresh.read_error}; nothing was written to it. "
+                    "Rerun to sync it.",
+                )
             version = fresh.version_id
             change = value_change(step.desired, fresh, adopting=owned_by(fresh) is None)
             if change.conflict:
@@ -231,8 +242,15 @@ class Applier:
         """A merge writes the keys it does not own back as it read them: re-read just before
         the write, and refuse if another writer's version landed since the plan's read."""
         assert step.current is not None
-        got = self.client.get_secret_value(SecretId=step.current.arn)
-        if got.get("VersionId") == step.current.version_id:
+        try:
+            now = self.client.get_secret_value(SecretId=step.current.arn).get("VersionId")
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            # No version holds AWSCURRENT: a secret created without a value, read so by the
+            # plan too (state.read_value), whose first value is then the owned keys alone.
+            now = None
+        if now == step.current.version_id:
             return None
         return (
             "merge refused: the secret changed since it was read (another writer); nothing "
@@ -255,7 +273,9 @@ class Applier:
                 step, step.action, None, error="create failed: the name exists but cannot be read"
             )
         result = self.run(fresh)
-        return replace(result, step=step)
+        # Reported under the first plan's step, with the keys the fresh plan merged: those
+        # are the keys this run wrote.
+        return replace(result, step=replace(step, merged_keys=result.step.merged_keys))
 
     def retry(self, failed: Result) -> Result:
         try:
@@ -264,8 +284,9 @@ class Applier:
             return replace(failed, error=f"{failed.step.action} failed: {_describe(exc)}")
         if result.ok and result.action is Action.UNCHANGED and failed.step.action in _LANDING:
             # The first write landed though its answer was lost (or a concurrent run wrote the
-            # same): the secret changed in this run, and `changed` and the lists must say so.
-            return replace(result, action=failed.step.action)
+            # same): the secret changed in this run, and `changed` and the lists must say so,
+            # and a merge's keys are the ones that first write carried.
+            return replace(result, action=failed.step.action, step=failed.step)
         return result
 
 

@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from . import __version__
 from .errors import SecretsSyncError
@@ -22,8 +22,13 @@ from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
+
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from .apply import Result
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +114,7 @@ class Stop:
     then reports what it did and exits non-zero."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    POLL_SECONDS = 0.1  # a signal handler can only set a flag: how often it is looked at
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -128,6 +134,48 @@ class Stop:
     def uninstall(previous: dict[int, object]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def unless_stopped(self, client: SecretsManagerClient, work: Callable[[], T]) -> T | None:
+        """work() (reads, which write nothing), or None as soon as the run is cancelled: no
+        call of `client` starts after the signal, and those in flight are not waited for (a
+        read can take its whole timeout, and retries, on a slow endpoint). It runs on a thread
+        of its own so that this one, which the signal reaches, can leave at once."""
+        if self.event.is_set():
+            return None
+        event = f"before-call.{client.meta.service_model.service_id.hyphenize()}"
+
+        def refuse(**_: object) -> None:
+            if self.event.is_set():
+                raise _Cancelled
+
+        client.meta.events.register_first(event, refuse, unique_id="secrets-sync-cancel")
+        box: list[T] = []
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append(work())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="secrets-sync-read", daemon=True).start()
+        try:
+            while not done.wait(self.POLL_SECONDS):
+                if self.event.is_set():
+                    return None
+        finally:
+            if done.is_set():
+                client.meta.events.unregister(event, unique_id="secrets-sync-cancel")
+        if failed and not (isinstance(failed[0], _Cancelled) or self.event.is_set()):
+            raise failed[0]
+        return None if failed else box[0]
+
+
+class _Cancelled(Exception):
+    """Raised in the reading thread, for a call that would start after the signal."""
 
 
 def started() -> None:
@@ -193,30 +241,42 @@ def sync(
         f"{settings.repository}{mode}"
     )
 
-    from . import credentials, drift, state, summary
+    from . import credentials, drift, outgoing, state, summary
     from .apply import Applier, dry_run
-    from .plan import merged_values, plan
+    from .plan import plan
     from .rollback import plan_rollback
     from .schedule import apply_all
 
     sess = credentials.session(settings, env, runner)
     client = credentials.secretsmanager(sess, settings)
+    outgoing.install(client, runner)  # before any call: every value sent is redacted
     started()
     names = [d.name for d in desired]
     list_prefix = settings.name_prefix if settings.prune else common_prefix(names)
     stop = stop or Stop()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency)
     try:
-        current = state.read_current(
+        current = stop.unless_stopped(
             client,
-            pool,
-            prefix=list_prefix,
-            valued=[d.name for d in desired if d.has_value],
-            unvalued=names if settings.rollback else (),
-            replicated=[
-                d.name for d in desired if d.spec.replica_regions and not settings.rollback
-            ],
+            lambda: state.read_current(
+                client,
+                pool,
+                prefix=list_prefix,
+                valued=[d.name for d in desired if d.has_value],
+                unvalued=names if settings.rollback else (),
+                replicated=[
+                    d.name for d in desired if d.spec.replica_regions and not settings.rollback
+                ],
+            ),
         )
+        if current is None:
+            said = (
+                f"Cancelled ({stop.signal}) while reading the current state: nothing was "
+                "written. Rerun the workflow to sync."
+            )
+            runner.error(said, title="secrets-sync: cancelled")
+            runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
+            return 1
         if settings.rollback:
             steps = tuple(
                 plan_rollback(d, current.get(d.name), repository=settings.repository)
@@ -233,8 +293,6 @@ def sync(
                 max_deletions=settings.max_deletions,
             )
             steps = tuple(drift.on_drift(s, settings.on_drift) for s in steps)
-        # A merge sends values read from AWS besides ours, which an AWS error could echo.
-        runner.add_masks(merged_values(steps), tell_runner=False)
         if settings.dry_run:
             results = dry_run(steps)
         else:
@@ -255,12 +313,34 @@ def sync(
     # its line breaks or a Markdown cell folds them, which could leave pieces too short to match.
     results = [replace(r, error=runner.redact(r.error)) if r.error else r for r in results]
 
-    report(runner, settings, results, stop.signal)
-    manifests = eso.write(
-        settings,
-        secret_map.specs,
-        warn=lambda message: runner.warning(message, title="secrets-sync: eso-manifests"),
-    )
+    manifests: Path | None = None
+    try:
+        report(runner, settings, results, stop.signal)
+        manifests = eso.write(
+            settings,
+            secret_map.specs,
+            warn=lambda message: runner.warning(message, title="secrets-sync: eso-manifests"),
+        )
+    finally:
+        # Whatever fails after the writes (the manifests, the log), the run still says what it
+        # wrote, in its outputs and step summary; main() then reports the failure itself.
+        publish(runner, settings, results, manifests)
+    verb = "Would sync" if settings.dry_run else "Synced"
+    if settings.rollback:
+        verb = "Would roll back" if settings.dry_run else "Rolled back"
+    runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
+    failed = any(summary.bucket(r) == "failed" for r in results)
+    # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
+    alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
+    return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
+
+
+def publish(
+    runner: Runner, settings: Settings, results: Sequence[Result], manifests: Path | None
+) -> None:
+    """The outputs and the step summary of a run that reached AWS."""
+    from . import summary
+
     outs = summary.outputs(results, manifests)
     if not runner.set_outputs(outs):
         print(summary.as_json(outs))
@@ -272,14 +352,6 @@ def sync(
             repository=settings.repository,
         )
     )
-    verb = "Would sync" if settings.dry_run else "Synced"
-    if settings.rollback:
-        verb = "Would roll back" if settings.dry_run else "Rolled back"
-    runner.info(f"{verb} {len(results)} secrets: {summary.counts(results)}.")
-    failed = any(summary.bucket(r) == "failed" for r in results)
-    # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
-    alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
-    return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
 
 
 def report(

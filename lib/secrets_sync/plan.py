@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -148,18 +149,37 @@ def value_change(desired: Desired, current: Current, *, adopting: bool) -> Value
 
 
 def _merge(owned: tuple[str, ...], wanted: str, current: str | None) -> ValueChange:
-    """The current JSON with the owned keys set to the mapping's values, every other key kept."""
-    present = {} if current is None else _object(current)
-    if present is None:
+    """The current JSON with the owned keys set to the mapping's values, every other member
+    kept as its very text: a number is never rewritten (`1E3`, `1e400`, a 30-digit integer,
+    `-0`, `1.10`) nor a string escaped anew (`\\u00e9`, `\\/`), as re-serialising would.
+
+    Only the object around the members is ours: compact separators. A key given more than once
+    keeps every occurrence when it is not owned (readers disagree on which one wins, so none
+    is chosen for them); an owned key is written once, where it first stood, and counts as
+    changed while it stands more than once."""
+    members = [] if current is None else json_members(current)
+    if members is None:
         return ValueChange(
             conflict="`update-policy: merge` needs a JSON object, and the current value is not "
             "one; nothing was written. Use `update-policy: replace` to overwrite it."
         )
     values = json.loads(wanted)
-    changed = tuple(k for k in owned if k not in present or present[k] != values[k])
+    present: dict[str, list[object]] = {}
+    for key, _, raw in members:
+        present.setdefault(key, []).append(json.loads(raw))
+    changed = tuple(k for k in owned if present.get(k) != [values[k]])
     if not changed:
         return ValueChange()
-    merged = json.dumps({**present, **values}, separators=(",", ":"), ensure_ascii=False)
+    out: list[str] = []
+    written: set[str] = set()
+    for key, raw_key, raw in members:
+        if key not in values:
+            out.append(f"{raw_key}:{raw}")
+        elif key not in written:
+            written.add(key)
+            out.append(_member(key, values[key]))
+    out += [_member(k, v) for k, v in values.items() if k not in written]
+    merged = "{" + ",".join(out) + "}"
     if len(merged.encode("utf-8")) > MAX_SECRET_BYTES:
         return ValueChange(
             conflict=f"the merged JSON would be over {MAX_SECRET_BYTES} bytes; nothing was written."
@@ -167,14 +187,38 @@ def _merge(owned: tuple[str, ...], wanted: str, current: str | None) -> ValueCha
     return ValueChange(write=True, merged_keys=changed, merged=merged)
 
 
-def merged_values(steps: tuple[Step, ...]) -> list[str]:
-    """The JSON each merge writes, and each value in it: what our redaction must know."""
-    out: list[str] = []
-    for step in steps:
-        if step.merged is not None:
-            values = json.loads(step.merged).values()
-            out += [step.merged, *(v if isinstance(v, str) else json.dumps(v) for v in values)]
-    return out
+def _member(key: str, value: object) -> str:
+    return json.dumps(key, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json itself skips it
+
+
+def _skip(text: str, at: int) -> int:
+    """The index of the first character at or after `at` that is not whitespace."""
+    space = _SPACE.match(text, at)
+    return space.end() if space else at
+
+
+def json_members(text: str) -> list[tuple[str, str, str]] | None:
+    """A JSON object's members as (key, the key's text, the value's text), in order and
+    duplicates included; None when the text is not one JSON object. Each value's text is the
+    exact span json reads it from (raw_decode), so it can be written back unchanged."""
+    if _object(text) is None:
+        return None  # json.loads decides what is an object, here as everywhere else
+    members: list[tuple[str, str, str]] = []
+    at = _skip(text, _skip(text, 0) + 1)  # past the "{"
+    while text[at] != "}":
+        key, end = _DECODER.raw_decode(text, at)
+        raw_key = text[at:end]
+        at = _skip(text, _skip(text, end) + 1)  # past the ":"
+        _, end = _DECODER.raw_decode(text, at)
+        members.append((str(key), raw_key, text[at:end]))
+        at = _skip(text, end)
+        if text[at] == ",":
+            at = _skip(text, at + 1)
+    return members
 
 
 def owned_by(current: Current) -> str | None:
@@ -240,6 +284,20 @@ def _plan_secret(
     if owner is not None and owner != repository:
         return Step(
             name, Action.CONFLICT, f"managed by the secrets-sync of {owner}", desired, current
+        )
+    if owner is None and current.deleted:
+        # Its value cannot be read while it is scheduled for deletion, so whether adoption
+        # would take it over without a conflict cannot be known before RestoreSecret, and a
+        # restore that adoption then refused would leave someone else's secret live. Never.
+        return Step(
+            name,
+            Action.CONFLICT,
+            "scheduled for deletion and not managed by secrets-sync (no secrets-sync tags); "
+            "secrets-sync restores only secrets this repository manages. If it should be "
+            f"synced, restore it yourself (aws secretsmanager restore-secret --secret-id {name}) "
+            "and rerun, which then adopts it as adopt-existing says; otherwise map another name",
+            desired,
+            current,
         )
     if owner is None and not adopt:
         return Step(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,8 @@ class Runner:
         self._redact_order: tuple[str, ...] | None = None  # longest first; None: to sort again
         self._redact_index: dict[str, list[int]] = {}  # first _MIN_REDACT chars -> positions
         self._redact_starred: frozenset[int] = frozenset()  # positions of masks holding a "*"
+        # Values are registered from the apply's threads too (outgoing.py), while the log goes on.
+        self._masks_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], stream: TextIO) -> Runner:
@@ -74,14 +77,15 @@ class Runner:
         1,000 secrets registers some 2,000 masks, and a write and flush each cost more than
         building them."""
         lines = []
-        for value in values:
-            for piece in self._pieces(value):
-                if not piece or piece in self._secrets:
-                    continue
-                self._secrets.add(piece)
-                self._redact_order = None
-                if self.in_actions and tell_runner:
-                    lines.append(str(Command("add-mask", {}, piece)))
+        with self._masks_lock:
+            for value in values:
+                for piece in self._pieces(value):
+                    if not piece or piece in self._secrets:
+                        continue
+                    self._secrets.add(piece)
+                    self._redact_order = None
+                    if self.in_actions and tell_runner:
+                        lines.append(str(Command("add-mask", {}, piece)))
         if lines:
             self._write("\n".join(lines))
 
@@ -103,22 +107,23 @@ class Runner:
         that can match are tried: one whose first characters occur in the text, or one holding
         a "*", which an earlier replacement's "***" could complete. Any other is absent from
         the text at every turn, so skipping it changes nothing."""
-        if self._redact_order is None:
-            self._redact_order = tuple(
-                s for s in sorted(self._secrets, key=len, reverse=True) if len(s) >= _MIN_REDACT
-            )
-            self._redact_index = {}
-            for i, secret in enumerate(self._redact_order):
-                self._redact_index.setdefault(secret[:_MIN_REDACT], []).append(i)
-            self._redact_starred = frozenset(
-                i for i, secret in enumerate(self._redact_order) if "*" in secret
-            )
-        index = self._redact_index
-        tried = set(self._redact_starred)
+        with self._masks_lock:
+            if self._redact_order is None:
+                self._redact_order = tuple(
+                    s for s in sorted(self._secrets, key=len, reverse=True) if len(s) >= _MIN_REDACT
+                )
+                self._redact_index = {}
+                for i, secret in enumerate(self._redact_order):
+                    self._redact_index.setdefault(secret[:_MIN_REDACT], []).append(i)
+                self._redact_starred = frozenset(
+                    i for i, secret in enumerate(self._redact_order) if "*" in secret
+                )
+            order, index = self._redact_order, self._redact_index
+            tried = set(self._redact_starred)
         for start in range(len(text) - _MIN_REDACT + 1):
             tried.update(index.get(text[start : start + _MIN_REDACT], ()))
         for i in sorted(tried):
-            secret = self._redact_order[i]
+            secret = order[i]
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text

@@ -4,8 +4,9 @@
 - proxy_rules.py: rules the recording proxy (tests/support/proxy.py) consults through RealAws,
   its model: a call AWS refuses is refused before it reaches moto, and an answer AWS gives
   otherwise is changed after (the `realaws` and `proxy` fixtures of tests/conftest.py).
-- moto_patches.py: moto's staging-label handling, patched in the moto server that runs in this
-  process, where a rule in front of moto cannot see what moto does inside.
+- moto_patches.py: moto's staging-label handling and its batch read, patched in the moto
+  server that runs in this process, where a rule in front of moto cannot see what moto does
+  inside.
 
 moto_server() is the one way in: it installs the patches before it starts moto, so no moto of
 the tests, `make demo`, `make image-test` or bench/ runs without them. Each deviation is
@@ -73,6 +74,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         moto_patches.a_moved_label_leaves_its_holder,
         "API_UpdateSecretVersionStage: RemoveFromVersionId",
+    ),
+    Deviation(
+        moto_patches.a_batch_read_fails_per_secret,
+        "API_BatchGetSecretValue: Errors (per secret); API_GetSecretValue: "
+        "ResourceNotFoundException for a secret with no value yet",
     ),
 )
 
