@@ -56,6 +56,8 @@ class Claims:
     job_workflow_ref: str | None = None
     environment: str | None = None
     iss: str | None = None
+    repository_owner_id: str | None = None
+    repository_id: str | None = None
 
     SHOWN = ("sub", "aud", "repository", "ref", "job_workflow_ref")
 
@@ -68,8 +70,14 @@ class Claims:
     @property
     def provider(self) -> str:
         """The IAM OIDC provider's name as trust-policy condition keys spell it (no scheme)."""
-        issuer = self.iss or DEFAULT_ISSUER
-        return issuer.removeprefix("https://").rstrip("/")
+        return provider_name(self.iss or DEFAULT_ISSUER)
+
+
+def provider_name(issuer: str) -> str:
+    """IAM's name for the OIDC provider of an issuer URL: the URL without its scheme, path kept
+    (`HOST/_services/token` for GitHub Enterprise Server). Its ARN ends in it, and the trust
+    policy's condition keys are it, a colon and the claim (`HOST/PATH:sub`)."""
+    return issuer.removeprefix("https://").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ def decode_claims(jwt: str) -> Claims:
         value = payload.get(name)
         if isinstance(value, str):
             return value
+        if isinstance(value, int) and not isinstance(value, bool):  # an ID sent as a number
+            return str(value)
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return ",".join(value)
         return None
@@ -124,6 +134,8 @@ def decode_claims(jwt: str) -> Claims:
         job_workflow_ref=text("job_workflow_ref"),
         environment=text("environment"),
         iss=text("iss"),
+        repository_owner_id=text("repository_owner_id"),
+        repository_id=text("repository_id"),
     )
 
 
