@@ -24,8 +24,8 @@ import pytest
 
 from secrets_sync import iam
 from secrets_sync.mapping import MANAGED_BY, REPOSITORY_TAG
-from tests.support.action import ENTRYPOINT, REPOSITORY, assert_run_clean
-from tests.support.oidc import github_claims, trust_admits
+from tests.support.action import ENTRYPOINT, REPOSITORY, assert_no_leak, assert_run_clean
+from tests.support.oidc import TrustingSts, github_claims, read_payload, trust_admits
 from tests.support.proxy import Call
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -806,3 +806,142 @@ def test_only_trust_needs_no_name_prefix():
     out = io.StringIO()
     assert iam.main([*ARGS[2:], "--only", "trust"], out, io.StringIO(), {}) == 0
     assert json.loads(out.getvalue()) == trust_policy_for()
+
+
+# End to end: the action against STS holding it to the printed trust policy ---------------------
+
+
+@pytest.fixture
+def sts(proxy):
+    """Puts STS's judgement of the token (TrustingSts) in front of moto, which takes any token;
+    `sts.trust(policy)` sets the role's trust policy."""
+
+    class Sts(TrustingSts):
+        def trust(self, policy: dict[str, Any]) -> Sts:
+            self.policy = policy
+            return self
+
+    judge = Sts({}, inner=proxy.model)
+    proxy.model = judge
+    return judge
+
+
+def assume(action, oidc) -> Any:
+    before = len(oidc.issued)
+    run = action(
+        {"secrets": "app/key: APP_KEY", "role-to-assume": ROLE},
+        env={"APP_KEY": "app-key-canary-5e7d", **oidc.env()},
+    )
+    # The token is masked, and no form of it is anywhere but in its mask line.
+    tokens = oidc.issued[before:]
+    assert tokens
+    assert all(f"::add-mask::{t}" in run.log_lines for t in tokens)
+    unmasked = "\n".join(x for x in run.log_lines if not x.startswith("::add-mask::"))
+    assert_no_leak(
+        {"log": unmasked, "stderr": run.stderr, "summary": run.summary, "out": run.output_text},
+        [*tokens, "app-key-canary-5e7d"],
+    )
+    return run
+
+
+@pytest.mark.parametrize(
+    ("immutable", "environment"),
+    [(False, None), (True, None), (True, "production"), (False, "production")],
+)
+def test_sts_admits_both_forms_under_the_printed_policy(
+    action, proxy, oidc, sts, immutable, environment
+):
+    sts.trust(trust_policy_for(*(["--environment", environment] if environment else [])))
+    oidc.immutable, oidc.environment = immutable, environment
+    run = assume(action, oidc)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [(sub, admitted)] = sts.judged
+    assert admitted
+    assert ("@1234567/app@7654321:" in sub) is immutable
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+
+
+def refusal(run) -> str:
+    assert run.returncode == 1, run.stdout + run.stderr
+    [error] = run.errors
+    assert "(AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity)" in error
+    return error
+
+
+def test_the_old_legacy_policy_refuses_a_new_repository_and_the_message_fixes_it(
+    action, proxy, oidc, sts
+):
+    # Issue 21: the policy printed before v1.2 (the legacy `sub` alone), a token of a repository
+    # created since GitHub's change (the immutable `sub`).
+    sts.trust(trust_policy_for("--legacy-subject"))
+    oidc.immutable = True
+    error = refusal(assume(action, oidc))
+    assert (
+        f"Its sub 'repo:lornu-ai@{OWNER_ID}/app@{REPOSITORY_ID}:ref:refs/heads/main' is in "
+        "GitHub's immutable form, with the owner's and repository's IDs."
+    ) in error
+    assert (
+        "Fix: the first suspect is a trust policy written for the other form (the legacy" in error
+    )
+    assert proxy.ops() == []  # no Secrets Manager call
+    # The command the message gives, run as given, prints a policy STS then admits the token by.
+    line = error[error.index("`secrets-sync iam-policy ") + 1 : error.index(" > trust.json`")]
+    assert f"--owner-id {OWNER_ID} --repository-id {REPOSITORY_ID}" in line
+    out = io.StringIO()
+    assert iam.main(shlex.split(line)[2:], out, io.StringIO(), {}) == 0
+    sts.trust(json.loads(out.getvalue()))
+    run = assume(action, oidc)
+    assert run.returncode == 0, run.stdout
+    assert [admitted for _, admitted in sts.judged] == [False, True]
+
+
+def test_an_immutable_only_policy_refuses_a_legacy_token_saying_so(action, oidc, sts):
+    trust = trust_policy_for()
+    (statement,) = trust["Statement"]
+    condition = statement["Condition"]["StringEquals"]
+    condition["token.actions.githubusercontent.com:sub"] = condition[
+        "token.actions.githubusercontent.com:sub"
+    ][0]  # the immutable form alone, as some hand-written policies have it
+    sts.trust(trust)
+    error = refusal(assume(action, oidc))
+    assert "is in GitHub's legacy form, names only, without IDs" in error
+    assert "the other form (the immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID:...)" in error
+
+
+@pytest.mark.parametrize(
+    ("how", "printed"),
+    [
+        ({"immutable": True, **OTHER_IDS}, "--owner-id 7777777 --repository-id 8888888 "),
+        ({"immutable": True, "ref": "refs/heads/feature"}, "--branch feature"),
+        ({"environment": "staging"}, "--environment staging"),
+    ],
+    ids=["same-name-other-ids", "other-branch", "other-environment"],
+)
+def test_sts_refuses_another_repository_branch_or_environment(action, oidc, sts, how, printed):
+    environment = ["--environment", "production"] if "environment" in how else []
+    sts.trust(trust_policy_for(*environment))
+    for name, value in how.items():
+        setattr(oidc, name, value)
+    error = refusal(assume(action, oidc))
+    assert sts.judged == [(oidc_sub(oidc), False)]
+    assert f"Its sub '{oidc_sub(oidc)}'" in error
+    assert printed in error  # what would admit this token: the message does not guess another
+
+
+def oidc_sub(oidc) -> str:
+    return str(read_payload(oidc.issued[-1])["sub"])
+
+
+def test_an_enterprise_server_issuer_end_to_end(action, oidc, sts):
+    oidc.issuer = GHES
+    sts.providers = {GHES: ("sts.amazonaws.com",)}
+    sts.trust(trust_policy_for("--issuer", GHES, "--legacy-subject"))
+    run = assume(action, oidc)
+    assert run.returncode == 0, run.stdout + run.stderr
+    # A policy for github.com's issuer does not name this provider: refused, and the message
+    # speaks of the issuer the token names.
+    sts.trust(trust_policy_for())
+    error = refusal(assume(action, oidc))
+    assert f"arn:aws:iam::{ACCOUNT}:oidc-provider/ghes.example/_services/token" in error
+    assert f"--issuer {GHES}" in error
+    assert '"ghes.example/_services/token:sub": "repo:lornu-ai/app:ref:refs/heads/main"' in error

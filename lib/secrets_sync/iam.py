@@ -65,6 +65,10 @@ class RepositoryIds:
     repository_id: str
 
 
+def is_id(value: str | None) -> bool:
+    return value is not None and _ID.fullmatch(value) is not None
+
+
 class _Usage(InputError):
     """Bad command-line usage found after argparse: exit 2, as SPEC gives for usage."""
 

@@ -120,11 +120,15 @@ def decode_claims(jwt: str) -> Claims:
         value = payload.get(name)
         if isinstance(value, str):
             return value
-        if isinstance(value, int) and not isinstance(value, bool):  # an ID sent as a number
-            return str(value)
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return ",".join(value)
         return None
+
+    def ident(name: str) -> str | None:  # GitHub sends IDs as strings; a number is read too
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value if isinstance(value, str) else None
 
     return Claims(
         sub=text("sub"),
@@ -134,8 +138,8 @@ def decode_claims(jwt: str) -> Claims:
         job_workflow_ref=text("job_workflow_ref"),
         environment=text("environment"),
         iss=text("iss"),
-        repository_owner_id=text("repository_owner_id"),
-        repository_id=text("repository_id"),
+        repository_owner_id=ident("repository_owner_id"),
+        repository_id=ident("repository_id"),
     )
 
 
