@@ -25,7 +25,14 @@ import pytest
 from secrets_sync import iam
 from secrets_sync.mapping import MANAGED_BY, REPOSITORY_TAG
 from tests.support.action import ENTRYPOINT, REPOSITORY, assert_no_leak, assert_run_clean
-from tests.support.oidc import TrustingSts, github_claims, read_payload, trust_admits
+from tests.support.oidc import (
+    NOT_AUTHORIZED,
+    TrustingSts,
+    github_claims,
+    make_jwt,
+    read_payload,
+    trust_admits,
+)
 from tests.support.proxy import Call
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -945,3 +952,100 @@ def test_an_enterprise_server_issuer_end_to_end(action, oidc, sts):
     assert f"arn:aws:iam::{ACCOUNT}:oidc-provider/ghes.example/_services/token" in error
     assert f"--issuer {GHES}" in error
     assert '"ghes.example/_services/token:sub": "repo:lornu-ai/app:ref:refs/heads/main"' in error
+
+
+# The fake STS's judge itself: the policy language it reads ---------------------------------------
+
+PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+KEY = "token.actions.githubusercontent.com"
+
+
+def statement(condition: dict[str, Any], **over: Any) -> dict[str, Any]:
+    return {
+        "Effect": "Allow",
+        "Principal": {"Federated": PROVIDER},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": condition,
+        **over,
+    }
+
+
+def judged(*statements: dict[str, Any], claims: dict[str, Any] | None = None) -> bool:
+    policy = {"Version": "2012-10-17", "Statement": list(statements)}
+    return trust_admits(policy, claims or token(), ROLE)
+
+
+LEGACY_SUB = f"repo:{REPOSITORY}:ref:refs/heads/main"
+
+
+@pytest.mark.parametrize(
+    ("condition", "ok"),
+    [
+        ({"StringEquals": {f"{KEY}:sub": LEGACY_SUB}}, True),
+        ({"StringEquals": {f"{KEY}:sub": ["repo:x/y:ref:refs/heads/main", LEGACY_SUB]}}, True),
+        ({"StringEquals": {f"{KEY}:sub": ["repo:x/y:ref:refs/heads/main"]}}, False),
+        ({"StringEquals": {f"{KEY}:sub": LEGACY_SUB.upper()}}, False),  # values: case-sensitive
+        ({"StringEquals": {f"{KEY.upper()}:SUB": LEGACY_SUB}}, True),  # key names: not
+        ({"StringEquals": {f"{KEY}:sub": "repo:lornu-ai/*"}}, False),  # taken literally
+        ({"StringLike": {f"{KEY}:sub": "repo:lornu-ai/*"}}, True),
+        ({"StringLike": {f"{KEY}:sub": ["repo:other/*", "repo:lornu-ai/ap?:*"]}}, True),
+        ({"StringLike": {f"{KEY}:sub": "repo:lornu-ai/ap?"}}, False),
+        ({"StringLike": {f"{KEY}:sub": "repo:LORNU-AI/*"}}, False),
+        # Every operator and every key must hold; a key the token lacks does not.
+        ({"StringEquals": {f"{KEY}:aud": "sts.amazonaws.com", f"{KEY}:sub": "x"}}, False),
+        (
+            {
+                "StringEquals": {f"{KEY}:aud": "sts.amazonaws.com"},
+                "StringLike": {f"{KEY}:sub": "repo:lornu-ai/app:*"},
+            },
+            True,
+        ),
+        ({"StringEquals": {"other.example:sub": LEGACY_SUB}}, False),
+        ({}, True),
+    ],
+)
+def test_the_judge_reads_string_operators_with_strings_and_lists(condition, ok):
+    assert judged(statement(condition)) is ok
+
+
+def test_the_judge_needs_the_action_and_the_tokens_provider_and_lets_deny_win():
+    allow = {"StringEquals": {f"{KEY}:sub": LEGACY_SUB}}
+    assert judged(statement(allow, Action=["sts:AssumeRole", "sts:AssumeRoleWith*"]))
+    assert not judged(statement(allow, Action="sts:AssumeRole"))
+    assert judged(statement(allow, Principal={"Federated": ["arn:x", PROVIDER]}))
+    assert not judged(statement(allow, Principal={"AWS": PROVIDER}))
+    assert not judged(statement(allow, Principal={"Federated": PROVIDER + "/lornu"}))
+    deny = statement({"StringLike": {f"{KEY}:sub": "*:ref:refs/heads/main"}}, Effect="Deny")
+    assert not judged(statement(allow), deny)
+    assert not judged(statement(allow, Effect="Deny"))
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"StringEqualsIgnoreCase": {f"{KEY}:sub": LEGACY_SUB}},
+        {"ForAnyValue:StringLike": {f"{KEY}:sub": LEGACY_SUB}},
+        {"StringEquals": {f"{KEY}:repository": REPOSITORY}},
+    ],
+)
+def test_the_judge_refuses_to_guess_what_it_was_not_taught(condition):
+    with pytest.raises(AssertionError, match=r"teach it|IAM documents no OIDC condition key"):
+        judged(statement(condition))
+
+
+def test_the_fake_sts_answers_as_sts_does_for_an_unknown_provider_or_audience():
+    sts = TrustingSts(trust_policy_for())
+    jwt = make_jwt(token(issuer=GHES), b"k")
+    call = Call("sts", "AssumeRoleWithWebIdentity", {"WebIdentityToken": jwt, "RoleArn": ROLE}, 0)
+    assert sts.refuse(call) == (
+        400,
+        "InvalidIdentityToken",
+        f"No OpenIDConnect provider found in your account for {GHES}",
+    )
+    jwt = make_jwt({**token(), "aud": "sigstore"}, b"k")
+    call = Call("sts", "AssumeRoleWithWebIdentity", {"WebIdentityToken": jwt, "RoleArn": ROLE}, 0)
+    assert sts.refuse(call) == (400, "InvalidIdentityToken", "Incorrect token audience")
+    jwt = make_jwt(token(ref="refs/heads/x"), b"k")
+    call = Call("sts", "AssumeRoleWithWebIdentity", {"WebIdentityToken": jwt, "RoleArn": ROLE}, 0)
+    assert sts.refuse(call) == (403, "AccessDenied", NOT_AUTHORIZED)
+    assert sts.refuse(Call("secretsmanager", "ListSecrets", {}, 0)) is None
