@@ -434,7 +434,13 @@ def test_a_refusal_speaks_of_the_issuer_the_token_names():
     ghes = "https://ghes.example/_services/token"
     message = refused(github_claims("sts.amazonaws.com", issuer=ghes))
     assert "arn:aws:iam::123456789012:oidc-provider/ghes.example/_services/token" in message
-    assert f"--issuer {ghes}" in message
+    # GitHub Enterprise Server keeps the legacy form: the command pins it alone, for its issuer.
+    assert (
+        "Fix: the first suspect is a trust policy written for another provider or form than this "
+        "GitHub Enterprise Server's (the provider ghes.example/_services/token, the legacy form "
+        "alone): print one that admits this sub with `secrets-sync iam-policy"
+    ) in message
+    assert f"--legacy-subject --account-id 123456789012 --branch main --issuer {ghes} " in message
     assert '"ghes.example/_services/token:sub": "repo:lornu-ai/app:ref:refs/heads/main"' in message
     assert "token.actions.githubusercontent.com" not in message
 

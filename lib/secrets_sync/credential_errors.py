@@ -129,6 +129,17 @@ def _subject_diagnosis(settings: Settings, claims: oidc.Claims, account: str) ->
     ids = sub.ids
     if iam.is_id(claims.repository_owner_id) and iam.is_id(claims.repository_id):
         ids = iam.RepositoryIds(claims.repository_owner_id or "", claims.repository_id or "")
+    # GitHub Enterprise Server's issuer: its tokens keep the legacy form, there is no other.
+    server = sub.form == "legacy" and claims.provider.endswith("/_services/token")
+    suspect = (
+        f"a trust policy written for the other form (the {other}), which this sub cannot match"
+    )
+    if server:
+        ids = None
+        suspect = (
+            f"a trust policy written for another provider or form than this GitHub Enterprise "
+            f"Server's (the provider {claims.provider}, the legacy form alone)"
+        )
     repository = claims.repository or sub.repository or "OWNER/REPO"
     command = iam.command(
         repository,
@@ -150,8 +161,7 @@ def _subject_diagnosis(settings: Settings, claims: oidc.Claims, account: str) ->
     )
     return (
         f"Its sub {claims.sub!r} is in {described}.",
-        f"the first suspect is a trust policy written for the other form (the {other}), "
-        f"which this sub cannot match: print one that admits {admitted} with "
+        f"the first suspect is {suspect}: print one that admits {admitted} with "
         f"`{command} > trust.json`{pinned} and set it with `aws iam "
         f"update-assume-role-policy --role-name {role_name} --policy-document "
         "file://trust.json`.",
