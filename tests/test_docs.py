@@ -165,7 +165,8 @@ def printed_policy(*args: str) -> dict[str, object]:
     out = io.StringIO()
     common = ["--name-prefix", "lornu-ai/", "--repository", "lornu-ai/app"]
     common += ["--account-id", "123456789012", "--region", "us-east-1"]
-    assert iam.main([*common, *args], out, io.StringIO()) == 0
+    common += ["--owner-id", "123456", "--repository-id", "789012"]  # the IDs the docs show
+    assert iam.main([*common, *args], out, io.StringIO(), {}) == 0
     return json.loads(out.getvalue())
 
 

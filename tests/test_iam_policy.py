@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -23,13 +24,23 @@ import pytest
 
 from secrets_sync import iam
 from secrets_sync.mapping import MANAGED_BY, REPOSITORY_TAG
-from tests.support.action import ENTRYPOINT, REPOSITORY, assert_run_clean
+from tests.support.action import ENTRYPOINT, REPOSITORY, assert_no_leak, assert_run_clean
+from tests.support.oidc import (
+    NOT_AUTHORIZED,
+    TrustingSts,
+    github_claims,
+    make_jwt,
+    read_payload,
+    trust_admits,
+)
 from tests.support.proxy import Call
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 PREFIX = "lornu-ai/"
-ARGS = ["--name-prefix", PREFIX, "--repository", REPOSITORY, "--account-id", ACCOUNT]
+OWNER_ID, REPOSITORY_ID = "1234567", "7654321"  # the local token service's, by default
+IDS = ["--owner-id", OWNER_ID, "--repository-id", REPOSITORY_ID]
+ARGS = ["--name-prefix", PREFIX, "--repository", REPOSITORY, "--account-id", ACCOUNT, *IDS]
 OURS = {MANAGED_BY[0]: MANAGED_BY[1], REPOSITORY_TAG: REPOSITORY}
 
 
@@ -430,49 +441,6 @@ def test_kms_keys_are_usable_only_through_secrets_manager():
     assert not allowed(policy, Request("kms:Decrypt", key))
 
 
-# The trust policy ---------------------------------------------------------------------------------
-
-
-def _assume(trust: dict[str, Any], sub: str, aud: str = "sts.amazonaws.com", account=ACCOUNT):
-    (statement,) = trust["Statement"]
-    provider = f"arn:aws:iam::{account}:oidc-provider/token.actions.githubusercontent.com"
-    if statement["Principal"] != {"Federated": provider}:
-        return False
-    context = {
-        "token.actions.githubusercontent.com:sub": sub,
-        "token.actions.githubusercontent.com:aud": aud,
-    }
-    request = Request("sts:AssumeRoleWithWebIdentity", "*", context)
-    return statement_allows({**statement, "Resource": "*"}, request)
-
-
-def trust_for(*args: str) -> dict[str, Any]:
-    out = io.StringIO()
-    assert iam.main([*ARGS, "--only", "trust", *args], out, io.StringIO()) == 0
-    return json.loads(out.getvalue())
-
-
-def test_trust_policy_admits_one_branch_of_one_repository():
-    trust = trust_for()
-    assert _assume(trust, f"repo:{REPOSITORY}:ref:refs/heads/main")
-    assert not _assume(trust, f"repo:{REPOSITORY}:ref:refs/heads/feature")
-    assert not _assume(trust, f"repo:{REPOSITORY}:pull_request")
-    assert not _assume(trust, "repo:lornu-ai/other:ref:refs/heads/main")
-    assert not _assume(trust, f"repo:{REPOSITORY}:ref:refs/heads/main", aud="sigstore")
-    assert not _assume(trust, f"repo:{REPOSITORY}:ref:refs/heads/main", account="999999999999")
-    release = trust_for("--branch", "release/v1")
-    assert _assume(release, f"repo:{REPOSITORY}:ref:refs/heads/release/v1")
-    assert not _assume(release, f"repo:{REPOSITORY}:ref:refs/heads/main")
-
-
-def test_trust_policy_for_an_environment_and_another_audience():
-    trust = trust_for("--environment", "production", "--audience", "sts.amazonaws.com.cn")
-    assert _assume(trust, f"repo:{REPOSITORY}:environment:production", "sts.amazonaws.com.cn")
-    assert not _assume(trust, f"repo:{REPOSITORY}:environment:staging", "sts.amazonaws.com.cn")
-    assert not _assume(trust, f"repo:{REPOSITORY}:ref:refs/heads/main", "sts.amazonaws.com.cn")
-    assert len(json.dumps(trust, separators=(",", ":"))) < 2048  # IAM's default trust limit
-
-
 # The command line ---------------------------------------------------------------------------------
 
 
@@ -493,7 +461,7 @@ def test_subprocess_prints_both_documents_as_the_in_process_call_does():
     document = json.loads(proc.stdout)
     assert list(document) == ["permissions_policy", "trust_policy"]
     assert document["permissions_policy"] == policy_for()
-    assert document["trust_policy"] == trust_for("--region", REGION)
+    assert document["trust_policy"] == trust_policy_for("--region", REGION)
     assert "admits workflows on the branch main" in proc.stderr
     assert not [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("::")]
 
@@ -512,6 +480,13 @@ def test_only_permissions_prints_the_bare_document():
         (["--name-prefix", "p/", "--account-id", "12345"], "--account-id: '12345' is not an AWS"),
         (["--name-prefix", "p/", "--region", "mars-1"], "--region: 'mars-1' is not an AWS region"),
         (["--name-prefix", "p/", "--branch", "main"], "--branch: pins the trust policy"),
+        (["--name-prefix", "p/", "--owner-id", "1"], "--owner-id: pins the trust policy"),
+        ([*ARGS[:6], "--owner-id", "*", "--repository-id", "2"], "--owner-id: '*' is not a"),
+        ([*ARGS[:6], "--owner-id", "1", "--repository-id", "0x2"], "'0x2' is not a GitHub ID"),
+        ([*ARGS, "--issuer", "http://ghes.example/_services/token"], "--issuer: 'http://"),
+        ([*ARGS, "--issuer", "https://ghes.example:8443/_services/token"], "--issuer: "),
+        ([*ARGS, "--issuer", "https://token.actions.githubusercontent.com/*"], "--issuer: "),
+        ([*ARGS, "--issuer", "https://ghes.example/?x=1"], "without a port, query"),
         ([*ARGS, "--branch", "feat*"], "--branch: 'feat*' is not a branch name."),
         ([*ARGS, "--environment", " prod"], "--environment: ' prod' is not"),
         (["--name-prefix", "p/", "--kms-key-arn", "alias/x"], "--kms-key-arn: 'alias/x' is not"),
@@ -548,6 +523,7 @@ def test_subprocess_bad_value_is_one_line_and_exit_1():
         ["--name-prefix", "p/", "--branch", "main", "--environment", "prod"],
         ["--name-prefix", "p/", "--only", "both"],
         ["--name-prefix", "p/", "--bogus"],
+        ["--only", "permissions"],
     ],
 )
 def test_bad_usage_exits_2(args, capsys):
@@ -572,3 +548,504 @@ def test_an_empty_prefix_is_allowed_but_said_to_cover_the_account():
     resources = {s["Resource"] for s in json.loads(out.getvalue())["Statement"]}
     assert resources == {"*", f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:*"}
     assert "no name prefix: the policy covers every secret of the account" in err.getvalue()
+
+
+# The trust policy: both `sub` forms, held to the fake STS ----------------------------------------
+#
+# trust_admits (tests/support/oidc.py) is STS's judgement of a token against a trust policy; the
+# same judge sits in the proxy for the end-to-end runs below (TrustingSts). Every policy here is
+# the one `iam-policy` prints, and every token one the local token service would issue.
+
+OTHER_IDS = {"owner_id": "7777777", "repository_id": "8888888"}  # same names, another repository
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/github-secrets-sync"
+GHES = "https://ghes.example/_services/token"
+ENTERPRISE = "https://token.actions.githubusercontent.com/lornu"
+
+
+def trust_policy_for(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    out = io.StringIO()
+    given = [*ARGS, "--only", "trust", *args]
+    if "--legacy-subject" in args:
+        given = given[: given.index("--owner-id")] + given[given.index("--owner-id") + 4 :]
+    assert iam.main(given, out, io.StringIO(), env or {}) == 0
+    return json.loads(out.getvalue())
+
+
+def token(**how: Any) -> dict[str, Any]:
+    return github_claims("sts.amazonaws.com", repository=REPOSITORY, **how)
+
+
+def admits(policy: dict[str, Any], claims: dict[str, Any], role: str = ROLE) -> bool:
+    return trust_admits(policy, claims, role)
+
+
+@pytest.mark.parametrize("immutable", [False, True], ids=["legacy", "immutable"])
+def test_trust_policy_admits_this_repositorys_branch_in_both_forms_and_nothing_else(immutable):
+    trust = trust_policy_for()
+    assert admits(trust, token(immutable=immutable))
+    # Another repository under the same names (a recycled name): other IDs.
+    assert not admits(trust, token(immutable=True, **OTHER_IDS))
+    assert not admits(trust, token(immutable=True, owner_id="7777777"))
+    assert not admits(trust, token(immutable=True, repository_id="8888888"))
+    assert not admits(trust, token(immutable=immutable, ref="refs/heads/feature"))
+    assert not admits(trust, token(immutable=immutable, ref="refs/tags/v1"))
+    assert not admits(trust, token(immutable=immutable, environment="production"))
+    pull_request = {**token(immutable=immutable), "sub": f"repo:{REPOSITORY}:pull_request"}
+    assert not admits(trust, pull_request)
+    other = github_claims("sts.amazonaws.com", repository="lornu-ai/other", immutable=immutable)
+    assert not admits(trust, other)
+    # GitHub spells the names in `sub` as the repository has them; IAM compares case-sensitively.
+    upper = github_claims("sts.amazonaws.com", repository="Lornu-AI/App", immutable=immutable)
+    assert not admits(trust, upper)
+    assert not admits(trust, {**token(immutable=immutable), "aud": "sigstore"})
+    assert not admits(trust, token(immutable=immutable), ROLE.replace(ACCOUNT, "999999999999"))
+    assert not admits(trust, token(immutable=immutable, issuer=ENTERPRISE))
+
+
+def test_trust_policy_pins_the_branch_or_environment_asked_in_both_forms():
+    release = trust_policy_for("--branch", "release/v1")
+    for immutable in (False, True):
+        assert admits(release, token(immutable=immutable, ref="refs/heads/release/v1"))
+        assert not admits(release, token(immutable=immutable))
+    production = trust_policy_for("--environment", "production")
+    for immutable in (False, True):
+        assert admits(production, token(immutable=immutable, environment="production"))
+        assert not admits(production, token(immutable=immutable, environment="staging"))
+        assert not admits(production, token(immutable=immutable))
+        assert not admits(production, token(immutable=True, environment="production", **OTHER_IDS))
+
+
+def test_trust_policy_for_another_audience():
+    trust = trust_policy_for("--environment", "production", "--audience", "sts.amazonaws.com.cn")
+    claims = github_claims("sts.amazonaws.com.cn", repository=REPOSITORY, environment="production")
+    assert admits(trust, claims)
+    assert not admits(trust, {**claims, "aud": "sts.amazonaws.com"})
+    assert len(json.dumps(trust, separators=(",", ":"))) < 2048  # IAM's default trust limit
+
+
+def test_trust_policy_shape_both_subjects_under_one_string_equals():
+    (statement,) = trust_policy_for()["Statement"]
+    assert statement["Principal"] == {
+        "Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+    }
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": [
+                f"repo:lornu-ai@{OWNER_ID}/app@{REPOSITORY_ID}:ref:refs/heads/main",
+                f"repo:{REPOSITORY}:ref:refs/heads/main",
+            ],
+        }
+    }
+    assert "*" not in json.dumps(statement["Condition"])  # no wildcard stands in for an ID
+
+
+def test_legacy_subject_admits_the_legacy_form_only():
+    trust = trust_policy_for("--legacy-subject")
+    (statement,) = trust["Statement"]
+    sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert sub == f"repo:{REPOSITORY}:ref:refs/heads/main"
+    assert admits(trust, token())
+    # What every new repository met with the old printed policy (issue 21).
+    assert not admits(trust, token(immutable=True))
+
+
+@pytest.mark.parametrize(
+    ("issuer", "name"),
+    [
+        (GHES, "ghes.example/_services/token"),
+        (GHES + "/", "ghes.example/_services/token"),
+        (ENTERPRISE, "token.actions.githubusercontent.com/lornu"),
+        ("https://token.lornu.ghe.com", "token.lornu.ghe.com"),
+    ],
+)
+def test_an_issuer_names_the_provider_and_the_condition_keys(issuer, name):
+    trust = trust_policy_for("--issuer", issuer)
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{name}"}
+    assert set(statement["Condition"]["StringEquals"]) == {f"{name}:aud", f"{name}:sub"}
+    iss = issuer.rstrip("/")
+    assert admits(trust, token(issuer=iss))
+    assert admits(trust, token(issuer=iss, immutable=True))
+    assert not admits(trust, token())  # github.com's issuer is another provider
+    assert not admits(trust_policy_for(), token(issuer=iss))
+
+
+def test_the_partition_follows_the_region():
+    trust = trust_policy_for("--region", "cn-north-1")
+    (statement,) = trust["Statement"]
+    assert statement["Principal"]["Federated"].startswith(f"arn:aws-cn:iam::{ACCOUNT}:")
+    assert admits(trust, token(), ROLE.replace("arn:aws:", "arn:aws-cn:"))
+
+
+# The pure builder and reader --------------------------------------------------------------------
+
+
+def test_subject_in_both_forms_and_read_back():
+    ids = iam.RepositoryIds("1", "2")
+    assert iam.subject("o/r", ids=ids) == "repo:o@1/r@2:ref:refs/heads/main"
+    assert iam.subject("o/r", branch="b/x", ids=ids) == "repo:o@1/r@2:ref:refs/heads/b/x"
+    assert iam.subject("o/r", environment="prod", ids=ids) == "repo:o@1/r@2:environment:prod"
+    assert iam.subject("o/r", environment="prod") == "repo:o/r:environment:prod"
+    assert iam.read_subject("repo:O-x@1/R.y@2:ref:refs/heads/b/x") == iam.Subject(
+        "immutable", "O-x/R.y", ids, branch="b/x"
+    )
+    assert iam.read_subject("repo:o/r:environment:Prod env") == iam.Subject(
+        "legacy", "o/r", environment="Prod env"
+    )
+    assert iam.read_subject("repo:o/r:pull_request") == iam.Subject("legacy", "o/r")
+    assert iam.read_subject("repo:o@1/r@2:ref:refs/tags/v1") == iam.Subject("immutable", "o/r", ids)
+    # The changelog's first example joined IDs with a hyphen, which a legacy name can hold: it
+    # reads as a legacy sub of another repository, and is never printed.
+    assert iam.read_subject("repo:o-1/r-2:ref:refs/heads/main").form == "legacy"
+    for customised in ("repo:o/r", "project:x:ref:main", "repo:o@1/r:ref:refs/heads/m", ""):
+        assert iam.read_subject(customised) == iam.Subject("customised")
+
+
+def test_trust_policy_builder_without_ids_has_one_subject():
+    trust = iam.trust_policy(REPOSITORY, ACCOUNT, ids=None, environment="e", issuer=GHES)
+    (statement,) = trust["Statement"]
+    assert statement["Condition"]["StringEquals"] == {
+        "ghes.example/_services/token:aud": "sts.amazonaws.com",
+        "ghes.example/_services/token:sub": f"repo:{REPOSITORY}:environment:e",
+    }
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        {},
+        {"ids": None, "environment": "prod env"},
+        {"branch": "release/v1", "issuer": GHES, "audience": "a b"},
+        {"region": "us-gov-west-1"},
+    ],
+)
+def test_the_command_prints_the_policy_it_stands_for(how):
+    given = {"ids": iam.RepositoryIds(OWNER_ID, REPOSITORY_ID), **how}
+    line = iam.command(REPOSITORY, ACCOUNT, **given)
+    words = shlex.split(line)
+    assert words[:2] == ["secrets-sync", "iam-policy"]
+    out = io.StringIO()
+    assert iam.main(words[2:], out, io.StringIO(), {}) == 0
+    assert json.loads(out.getvalue()) == iam.trust_policy(REPOSITORY, ACCOUNT, **given)
+
+
+# The IDs: given, from the job, or the way to look them up ---------------------------------------
+
+NO_IDS = [*ARGS[:6], "--only", "trust"]
+IN_ACTIONS = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_REPOSITORY": REPOSITORY,
+    "GITHUB_REPOSITORY_OWNER_ID": "31",
+    "GITHUB_REPOSITORY_ID": "42",
+}
+
+
+def test_without_ids_outside_actions_it_stops_with_the_lookup_command():
+    out, err = io.StringIO(), io.StringIO()
+    assert iam.main(NO_IDS, out, err, {}) == 2
+    assert out.getvalue() == ""
+    (line,) = err.getvalue().splitlines()
+    assert line.startswith("secrets-sync iam-policy: --owner-id, --repository-id: ")
+    assert f"`gh api repos/{REPOSITORY} --jq '.owner.id, .id'`" in line
+    assert "--legacy-subject" in line
+
+
+def test_subprocess_without_ids_exits_2_with_one_line():
+    proc = run_cli(*NO_IDS)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert len(proc.stderr.splitlines()) == 1
+    assert "gh api repos/lornu-ai/app --jq '.owner.id, .id'" in proc.stderr
+
+
+def test_without_an_account_no_trust_policy_is_printed_and_no_ids_are_needed():
+    out, err = io.StringIO(), io.StringIO()
+    assert iam.main(["--name-prefix", PREFIX, "--repository", REPOSITORY], out, err, {}) == 0
+    assert list(json.loads(out.getvalue())) == ["permissions_policy"]
+
+
+def test_inside_actions_the_ids_default_to_the_jobs_repository():
+    out, err = io.StringIO(), io.StringIO()
+    assert iam.main(NO_IDS, out, err, IN_ACTIONS) == 0
+    (statement,) = json.loads(out.getvalue())["Statement"]
+    sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert sub[0] == "repo:lornu-ai@31/app@42:ref:refs/heads/main"
+    assert "GITHUB_REPOSITORY_OWNER_ID 31, GITHUB_REPOSITORY_ID 42" in err.getvalue()
+    # Given IDs win over the job's.
+    out = io.StringIO()
+    assert iam.main([*NO_IDS, *IDS], out, io.StringIO(), IN_ACTIONS) == 0
+    assert OWNER_ID in out.getvalue()
+
+
+def test_inside_actions_another_repositorys_ids_are_not_borrowed():
+    env = {**IN_ACTIONS, "GITHUB_REPOSITORY": "lornu-ai/infra"}
+    err = io.StringIO()
+    assert iam.main(NO_IDS, io.StringIO(), err, env) == 2
+    assert "gh api repos/lornu-ai/app" in err.getvalue()
+
+
+def test_inside_actions_a_repository_spelt_in_another_case_is_refused():
+    env = {**IN_ACTIONS, "GITHUB_REPOSITORY": "Lornu-AI/App"}
+    err = io.StringIO()
+    assert iam.main(NO_IDS, io.StringIO(), err, env) == 1
+    (line,) = err.getvalue().splitlines()
+    assert "--repository: 'lornu-ai/app' is spelt 'Lornu-AI/App' by GitHub" in line
+    assert "Fix: give --repository Lornu-AI/App." in line
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([*ARGS, "--legacy-subject"], "--legacy-subject: admits the legacy `sub` alone"),
+        ([*NO_IDS, "--owner-id", "1"], "--repository-id: is missing"),
+        ([*NO_IDS, "--repository-id", "1"], "--owner-id: is missing"),
+    ],
+)
+def test_conflicting_or_half_given_ids_are_usage_errors(args, words):
+    err = io.StringIO()
+    assert iam.main(args, io.StringIO(), err, {}) == 2
+    (line,) = err.getvalue().splitlines()
+    assert words in line
+    assert "Fix:" in line
+
+
+def test_only_trust_needs_no_name_prefix():
+    out = io.StringIO()
+    assert iam.main([*ARGS[2:], "--only", "trust"], out, io.StringIO(), {}) == 0
+    assert json.loads(out.getvalue()) == trust_policy_for()
+
+
+# End to end: the action against STS holding it to the printed trust policy ---------------------
+
+
+@pytest.fixture
+def sts(proxy):
+    """Puts STS's judgement of the token (TrustingSts) in front of moto, which takes any token;
+    `sts.trust(policy)` sets the role's trust policy."""
+
+    class Sts(TrustingSts):
+        def trust(self, policy: dict[str, Any]) -> Sts:
+            self.policy = policy
+            return self
+
+    judge = Sts({}, inner=proxy.model)
+    proxy.model = judge
+    return judge
+
+
+def assume(action, oidc) -> Any:
+    before = len(oidc.issued)
+    run = action(
+        {"secrets": "app/key: APP_KEY", "role-to-assume": ROLE},
+        env={"APP_KEY": "app-key-canary-5e7d", **oidc.env()},
+    )
+    # The token is masked, and no form of it is anywhere but in its mask line.
+    tokens = oidc.issued[before:]
+    assert tokens
+    assert all(f"::add-mask::{t}" in run.log_lines for t in tokens)
+    unmasked = "\n".join(x for x in run.log_lines if not x.startswith("::add-mask::"))
+    assert_no_leak(
+        {"log": unmasked, "stderr": run.stderr, "summary": run.summary, "out": run.output_text},
+        [*tokens, "app-key-canary-5e7d"],
+    )
+    return run
+
+
+@pytest.mark.parametrize(
+    ("immutable", "environment"),
+    [(False, None), (True, None), (True, "production"), (False, "production")],
+)
+def test_sts_admits_both_forms_under_the_printed_policy(
+    action, proxy, oidc, sts, immutable, environment
+):
+    sts.trust(trust_policy_for(*(["--environment", environment] if environment else [])))
+    oidc.immutable, oidc.environment = immutable, environment
+    run = assume(action, oidc)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [(sub, admitted)] = sts.judged
+    assert admitted
+    assert ("@1234567/app@7654321:" in sub) is immutable
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+
+
+def refusal(run) -> str:
+    assert run.returncode == 1, run.stdout + run.stderr
+    [error] = run.errors
+    assert "(AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity)" in error
+    return error
+
+
+def test_the_old_legacy_policy_refuses_a_new_repository_and_the_message_fixes_it(
+    action, proxy, oidc, sts
+):
+    # Issue 21: the policy printed before v1.2 (the legacy `sub` alone), a token of a repository
+    # created since GitHub's change (the immutable `sub`).
+    sts.trust(trust_policy_for("--legacy-subject"))
+    oidc.immutable = True
+    error = refusal(assume(action, oidc))
+    assert (
+        f"Its sub 'repo:lornu-ai@{OWNER_ID}/app@{REPOSITORY_ID}:ref:refs/heads/main' is in "
+        "GitHub's immutable form, with the owner's and repository's IDs."
+    ) in error
+    assert (
+        "Fix: the first suspect is a trust policy written for the other form (the legacy" in error
+    )
+    assert proxy.ops() == []  # no Secrets Manager call
+    # The command the message gives, run as given, prints a policy STS then admits the token by.
+    line = error[error.index("`secrets-sync iam-policy ") + 1 : error.index(" > trust.json`")]
+    assert f"--owner-id {OWNER_ID} --repository-id {REPOSITORY_ID}" in line
+    out = io.StringIO()
+    assert iam.main(shlex.split(line)[2:], out, io.StringIO(), {}) == 0
+    sts.trust(json.loads(out.getvalue()))
+    run = assume(action, oidc)
+    assert run.returncode == 0, run.stdout
+    assert [admitted for _, admitted in sts.judged] == [False, True]
+
+
+def test_an_immutable_only_policy_refuses_a_legacy_token_saying_so(action, oidc, sts):
+    trust = trust_policy_for()
+    (statement,) = trust["Statement"]
+    condition = statement["Condition"]["StringEquals"]
+    condition["token.actions.githubusercontent.com:sub"] = condition[
+        "token.actions.githubusercontent.com:sub"
+    ][0]  # the immutable form alone, as some hand-written policies have it
+    sts.trust(trust)
+    error = refusal(assume(action, oidc))
+    assert "is in GitHub's legacy form, names only, without IDs" in error
+    assert "the other form (the immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID:...)" in error
+
+
+@pytest.mark.parametrize(
+    ("how", "printed"),
+    [
+        ({"immutable": True, **OTHER_IDS}, "--owner-id 7777777 --repository-id 8888888 "),
+        ({"immutable": True, "ref": "refs/heads/feature"}, "--branch feature"),
+        ({"environment": "staging"}, "--environment staging"),
+    ],
+    ids=["same-name-other-ids", "other-branch", "other-environment"],
+)
+def test_sts_refuses_another_repository_branch_or_environment(action, oidc, sts, how, printed):
+    environment = ["--environment", "production"] if "environment" in how else []
+    sts.trust(trust_policy_for(*environment))
+    for name, value in how.items():
+        setattr(oidc, name, value)
+    error = refusal(assume(action, oidc))
+    assert sts.judged == [(oidc_sub(oidc), False)]
+    assert f"Its sub '{oidc_sub(oidc)}'" in error
+    assert printed in error  # what would admit this token: the message does not guess another
+
+
+def oidc_sub(oidc) -> str:
+    return str(read_payload(oidc.issued[-1])["sub"])
+
+
+def test_an_enterprise_server_issuer_end_to_end(action, oidc, sts):
+    oidc.issuer = GHES
+    sts.providers = {GHES: ("sts.amazonaws.com",)}
+    sts.trust(trust_policy_for("--issuer", GHES, "--legacy-subject"))
+    run = assume(action, oidc)
+    assert run.returncode == 0, run.stdout + run.stderr
+    # A policy for github.com's issuer does not name this provider: refused, and the message
+    # speaks of the issuer the token names.
+    sts.trust(trust_policy_for())
+    error = refusal(assume(action, oidc))
+    assert f"arn:aws:iam::{ACCOUNT}:oidc-provider/ghes.example/_services/token" in error
+    assert f"--issuer {GHES}" in error
+    assert '"ghes.example/_services/token:sub": "repo:lornu-ai/app:ref:refs/heads/main"' in error
+
+
+# The fake STS's judge itself: the policy language it reads ---------------------------------------
+
+PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+KEY = "token.actions.githubusercontent.com"
+
+
+def statement(condition: dict[str, Any], **over: Any) -> dict[str, Any]:
+    return {
+        "Effect": "Allow",
+        "Principal": {"Federated": PROVIDER},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": condition,
+        **over,
+    }
+
+
+def judged(*statements: dict[str, Any], claims: dict[str, Any] | None = None) -> bool:
+    policy = {"Version": "2012-10-17", "Statement": list(statements)}
+    return trust_admits(policy, claims or token(), ROLE)
+
+
+LEGACY_SUB = f"repo:{REPOSITORY}:ref:refs/heads/main"
+
+
+@pytest.mark.parametrize(
+    ("condition", "ok"),
+    [
+        ({"StringEquals": {f"{KEY}:sub": LEGACY_SUB}}, True),
+        ({"StringEquals": {f"{KEY}:sub": ["repo:x/y:ref:refs/heads/main", LEGACY_SUB]}}, True),
+        ({"StringEquals": {f"{KEY}:sub": ["repo:x/y:ref:refs/heads/main"]}}, False),
+        ({"StringEquals": {f"{KEY}:sub": LEGACY_SUB.upper()}}, False),  # values: case-sensitive
+        ({"StringEquals": {f"{KEY.upper()}:SUB": LEGACY_SUB}}, True),  # key names: not
+        ({"StringEquals": {f"{KEY}:sub": "repo:lornu-ai/*"}}, False),  # taken literally
+        ({"StringLike": {f"{KEY}:sub": "repo:lornu-ai/*"}}, True),
+        ({"StringLike": {f"{KEY}:sub": ["repo:other/*", "repo:lornu-ai/ap?:*"]}}, True),
+        ({"StringLike": {f"{KEY}:sub": "repo:lornu-ai/ap?"}}, False),
+        ({"StringLike": {f"{KEY}:sub": "repo:LORNU-AI/*"}}, False),
+        # Every operator and every key must hold; a key the token lacks does not.
+        ({"StringEquals": {f"{KEY}:aud": "sts.amazonaws.com", f"{KEY}:sub": "x"}}, False),
+        (
+            {
+                "StringEquals": {f"{KEY}:aud": "sts.amazonaws.com"},
+                "StringLike": {f"{KEY}:sub": "repo:lornu-ai/app:*"},
+            },
+            True,
+        ),
+        ({"StringEquals": {"other.example:sub": LEGACY_SUB}}, False),
+        ({}, True),
+    ],
+)
+def test_the_judge_reads_string_operators_with_strings_and_lists(condition, ok):
+    assert judged(statement(condition)) is ok
+
+
+def test_the_judge_needs_the_action_and_the_tokens_provider_and_lets_deny_win():
+    allow = {"StringEquals": {f"{KEY}:sub": LEGACY_SUB}}
+    assert judged(statement(allow, Action=["sts:AssumeRole", "sts:AssumeRoleWith*"]))
+    assert not judged(statement(allow, Action="sts:AssumeRole"))
+    assert judged(statement(allow, Principal={"Federated": ["arn:x", PROVIDER]}))
+    assert not judged(statement(allow, Principal={"AWS": PROVIDER}))
+    assert not judged(statement(allow, Principal={"Federated": PROVIDER + "/lornu"}))
+    deny = statement({"StringLike": {f"{KEY}:sub": "*:ref:refs/heads/main"}}, Effect="Deny")
+    assert not judged(statement(allow), deny)
+    assert not judged(statement(allow, Effect="Deny"))
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"StringEqualsIgnoreCase": {f"{KEY}:sub": LEGACY_SUB}},
+        {"ForAnyValue:StringLike": {f"{KEY}:sub": LEGACY_SUB}},
+        {"StringEquals": {f"{KEY}:repository": REPOSITORY}},
+    ],
+)
+def test_the_judge_refuses_to_guess_what_it_was_not_taught(condition):
+    with pytest.raises(AssertionError, match=r"teach it|IAM documents no OIDC condition key"):
+        judged(statement(condition))
+
+
+def test_the_fake_sts_answers_as_sts_does_for_an_unknown_provider_or_audience():
+    sts = TrustingSts(trust_policy_for())
+    jwt = make_jwt(token(issuer=GHES), b"k")
+    call = Call("sts", "AssumeRoleWithWebIdentity", {"WebIdentityToken": jwt, "RoleArn": ROLE}, 0)
+    assert sts.refuse(call) == (
+        400,
+        "InvalidIdentityToken",
+        f"No OpenIDConnect provider found in your account for {GHES}",
+    )
+    jwt = make_jwt({**token(), "aud": "sigstore"}, b"k")
+    call = Call("sts", "AssumeRoleWithWebIdentity", {"WebIdentityToken": jwt, "RoleArn": ROLE}, 0)
+    assert sts.refuse(call) == (400, "InvalidIdentityToken", "Incorrect token audience")
+    jwt = make_jwt(token(ref="refs/heads/x"), b"k")
+    call = Call("sts", "AssumeRoleWithWebIdentity", {"WebIdentityToken": jwt, "RoleArn": ROLE}, 0)
+    assert sts.refuse(call) == (403, "AccessDenied", NOT_AUTHORIZED)
+    assert sts.refuse(Call("secretsmanager", "ListSecrets", {}, 0)) is None

@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from secrets_sync.credential_errors import fork_pull_request
+from secrets_sync.credential_errors import fork_pull_request, web_identity_refused
 from secrets_sync.credentials import sts_endpoint
 from secrets_sync.errors import CredentialsError
 from secrets_sync.oidc import (
@@ -77,12 +77,23 @@ def test_decode_claims_reads_githubs_claims():
         ref="refs/heads/main",
         job_workflow_ref=f"{REPO}/.github/workflows/sync.yml@refs/heads/main",
         iss="https://token.actions.githubusercontent.com",
+        repository_owner_id="1234567",
+        repository_id="7654321",
     )
     assert claims.describe() == (
         f"sub='repo:{REPO}:ref:refs/heads/main', aud='sts.amazonaws.com', "
         f"repository='{REPO}', ref='refs/heads/main', "
         f"job_workflow_ref='{REPO}/.github/workflows/sync.yml@refs/heads/main'"
     )
+
+
+def test_decode_claims_of_an_immutable_subject_with_ids_as_numbers():
+    claims = github_claims("sts.amazonaws.com", immutable=True, owner_id="31", repository_id="42")
+    claims.update(repository_owner_id=31, repository_id=42)  # a number is read as its digits
+    decoded = decode_claims(make_jwt(claims, b"k"))
+    assert decoded.sub == "repo:lornu-ai@31/app@42:ref:refs/heads/main"
+    assert (decoded.repository_owner_id, decoded.repository_id) == ("31", "42")
+    assert decode_claims(make_jwt({"repository_id": True}, b"k")).repository_id is None
 
 
 def test_decode_claims_of_an_environment_token():
@@ -374,3 +385,81 @@ def test_sts_endpoint_is_regional_in_every_partition(region, url, monkeypatch):
 def test_sts_endpoint_honours_the_endpoint_variables():
     settings = settings_for("us-east-1", AWS_ENDPOINT_URL_STS="http://127.0.0.1:9")
     assert sts_endpoint(settings) == "http://127.0.0.1:9"
+
+
+# A refusal: which `sub` form, and the command that admits it --------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/ci/github-secrets-sync"
+
+
+def refused(claims: dict, **env: str) -> str:
+    settings = settings_for("us-east-1", **{"INPUT_ROLE-TO-ASSUME": ROLE, **env})
+    error = web_identity_refused(
+        settings, decode_claims(make_jwt(claims, b"k")), "AccessDenied", "Not authorized"
+    )
+    assert isinstance(error, CredentialsError)
+    assert "\n" not in error.message
+    return error.message
+
+
+def test_an_immutable_sub_refused_names_the_legacy_policy_first_and_the_command():
+    claims = github_claims("sts.amazonaws.com", immutable=True, owner_id="31", repository_id="42")
+    message = refused(claims)
+    problem, fix = message.split(" Fix: ")
+    sub = "repo:lornu-ai@31/app@42:ref:refs/heads/main"
+    assert f"Its sub '{sub}' is in GitHub's immutable form" in problem
+    assert fix.startswith(
+        "the first suspect is a trust policy written for the other form (the legacy form "
+        "repo:OWNER/REPO:...), which this sub cannot match"
+    )
+    assert (
+        "`secrets-sync iam-policy --only trust --repository lornu-ai/app --owner-id 31 "
+        "--repository-id 42 --account-id 123456789012 --branch main > trust.json`"
+    ) in fix
+    assert "--role-name github-secrets-sync --policy-document file://trust.json" in fix
+    assert fix.index("first suspect") < fix.index("Otherwise")
+
+
+def test_a_legacy_sub_refused_names_the_immutable_policy_first_with_the_claims_ids():
+    claims = github_claims("sts.amazonaws.com", environment="prod env")
+    message = refused(claims, **{"INPUT_AUDIENCE": "sts.example"})
+    assert "is in GitHub's legacy form, names only, without IDs" in message
+    assert "the immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID:..." in message
+    # The IDs come from the token's repository_owner_id / repository_id claims.
+    assert "--owner-id 1234567 --repository-id 7654321" in message
+    assert "--environment 'prod env' --audience sts.example > trust.json" in message
+
+
+def test_a_refusal_speaks_of_the_issuer_the_token_names():
+    ghes = "https://ghes.example/_services/token"
+    message = refused(github_claims("sts.amazonaws.com", issuer=ghes))
+    assert "arn:aws:iam::123456789012:oidc-provider/ghes.example/_services/token" in message
+    # GitHub Enterprise Server keeps the legacy form: the command pins it alone, for its issuer.
+    assert (
+        "Fix: the first suspect is a trust policy written for another provider or form than this "
+        "GitHub Enterprise Server's (the provider ghes.example/_services/token, the legacy form "
+        "alone): print one that admits this sub with `secrets-sync iam-policy"
+    ) in message
+    assert f"--legacy-subject --account-id 123456789012 --branch main --issuer {ghes} " in message
+    assert '"ghes.example/_services/token:sub": "repo:lornu-ai/app:ref:refs/heads/main"' in message
+    assert "token.actions.githubusercontent.com" not in message
+
+
+def test_a_refusal_without_ids_in_the_token_uses_the_subs_or_falls_back_to_legacy():
+    claims = github_claims("sts.amazonaws.com", immutable=True, owner_id="5", repository_id="6")
+    del claims["repository_owner_id"], claims["repository_id"]
+    assert "--owner-id 5 --repository-id 6" in refused(claims)
+    legacy = github_claims("sts.amazonaws.com")
+    del legacy["repository_owner_id"]
+    assert "--legacy-subject --account-id" in refused(legacy)
+
+
+def test_a_refusal_of_a_pull_request_or_customised_sub():
+    pull = {**github_claims("sts.amazonaws.com"), "sub": f"repo:{REPO}:pull_request"}
+    message = refused(pull)
+    assert "names neither a branch nor an environment" in message
+    custom = {**github_claims("sts.amazonaws.com"), "sub": "repo:lornu-ai/app"}
+    message = refused(custom)
+    assert "in neither of GitHub's default forms (a customised subject claim)" in message
+    assert "iam-policy" not in message
+    assert "its claims could not be read" in refused({"aud": 5})

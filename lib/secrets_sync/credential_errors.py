@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from . import oidc
+from . import iam, oidc
 from .errors import CredentialsError
 from .settings import Settings
 
@@ -81,12 +81,14 @@ def web_identity_refused(
     condition = oidc.trust_condition(claims, settings.audience)
     partition, account = _partition_and_account(role)
     if code in _DENIED:
+        form, first_cause = _subject_diagnosis(settings, claims, account)
         return CredentialsError(
             "role-to-assume",
-            f"STS refused to let GitHub's OIDC token assume {role} ({said}). {seen}",
-            f"the trust policy of the role must allow sts:AssumeRoleWithWebIdentity for the "
-            f"federated principal arn:{partition}:iam::{account}:oidc-provider/{claims.provider} "
-            f"with a condition these claims match, e.g. {condition}",
+            f"STS refused to let GitHub's OIDC token assume {role} ({said}). {form} {seen}",
+            f"{first_cause} Otherwise the trust policy of the role must allow "
+            f"sts:AssumeRoleWithWebIdentity for the federated principal "
+            f"arn:{partition}:iam::{account}:oidc-provider/{claims.provider} with a condition "
+            f"these claims match (the branch or environment, the audience), e.g. {condition}",
         )
     if code == "InvalidIdentityToken":
         return CredentialsError(
@@ -97,6 +99,73 @@ def web_identity_refused(
             f"`audience` input), and the role a trust condition such as {condition}",
         )
     return _sts_refused(settings, said, code, message)
+
+
+def _subject_diagnosis(settings: Settings, claims: oidc.Claims, account: str) -> tuple[str, str]:
+    """What form the token's `sub` is in, and the first cause of a refusal: a trust policy
+    written for GitHub's other `sub` form (repositories switch to the immutable one when created,
+    renamed or transferred since mid-2026, or opted in), with the `iam-policy` command that
+    prints one admitting both, the IDs taken from the token's own claims."""
+    if not claims.sub:
+        return "The token carries no readable `sub`.", "check the trust policy's `sub` condition."
+    sub = iam.read_subject(claims.sub)
+    if sub.form == "customised":
+        return (
+            f"Its sub {claims.sub!r} is in neither of GitHub's default forms (a customised "
+            "subject claim).",
+            "the first suspect is a trust policy written for a default form of `sub`: pin the "
+            "customised one shown here instead.",
+        )
+    other = (
+        "legacy form repo:OWNER/REPO:..."
+        if sub.form == "immutable"
+        else "immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID:..."
+    )
+    described = (
+        "GitHub's immutable form, with the owner's and repository's IDs"
+        if sub.form == "immutable"
+        else "GitHub's legacy form, names only, without IDs"
+    )
+    ids = sub.ids
+    if iam.is_id(claims.repository_owner_id) and iam.is_id(claims.repository_id):
+        ids = iam.RepositoryIds(claims.repository_owner_id or "", claims.repository_id or "")
+    # GitHub Enterprise Server's issuer: its tokens keep the legacy form, there is no other.
+    server = sub.form == "legacy" and claims.provider.endswith("/_services/token")
+    suspect = (
+        f"a trust policy written for the other form (the {other}), which this sub cannot match"
+    )
+    if server:
+        ids = None
+        suspect = (
+            f"a trust policy written for another provider or form than this GitHub Enterprise "
+            f"Server's (the provider {claims.provider}, the legacy form alone)"
+        )
+    repository = claims.repository or sub.repository or "OWNER/REPO"
+    command = iam.command(
+        repository,
+        account,
+        ids=ids,
+        branch=sub.branch,
+        environment=sub.environment,
+        audience=settings.audience,
+        region=settings.region,
+        issuer=claims.iss or oidc.DEFAULT_ISSUER,
+    )
+    admitted = "both forms of this repository's sub" if ids is not None else "this sub"
+    role_name = (settings.role_to_assume or "").rsplit("/", 1)[-1] or "ROLE"
+    pinned = (
+        ""
+        if sub.branch is not None or sub.environment is not None
+        else " (this job's sub names neither a branch nor an environment, which the command "
+        "pins: run the sync on a branch or in an environment)"
+    )
+    return (
+        f"Its sub {claims.sub!r} is in {described}.",
+        f"the first suspect is {suspect}: print one that admits {admitted} with "
+        f"`{command} > trust.json`{pinned} and set it with `aws iam "
+        f"update-assume-role-policy --role-name {role_name} --policy-document "
+        "file://trust.json`.",
+    )
 
 
 def web_identity_exhausted(role: str, endpoint: str, attempts: int, last: str) -> CredentialsError:

@@ -11,21 +11,27 @@ any) and a failed replica before it is replicated again. Values are written with
 (it carries our staging label, drift.LABEL), descriptions with UpdateSecret;
 UpdateSecretVersionStage labels a created version and moves AWSCURRENT back in a rollback.
 The trust policy lets only one repository's workflows (one branch, or one environment) assume
-the role with GitHub's OIDC token."""
+the role with GitHub's OIDC token, whichever of GitHub's two `sub` forms the token carries: the
+immutable one with the owner's and repository's IDs, and the legacy one with names only."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shlex
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
 
 from .errors import InputError
 from .mapping import MANAGED_BY, REPOSITORY_TAG
+from .oidc import DEFAULT_ISSUER, provider_name
 
-OIDC_HOST = "token.actions.githubusercontent.com"
+OIDC_HOST = provider_name(DEFAULT_ISSUER)
 DEFAULT_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_BRANCH = "main"
 
@@ -40,6 +46,33 @@ _KMS_KEY_ARN = re.compile(
 # StringEquals takes them literally, so the policy would admit nothing (or not what was meant).
 _BRANCH = re.compile(r"^[^\s*?:~^\\\x00-\x1f\x7f]{1,255}$")  # git's ref name rules, in short
 _ENVIRONMENT = re.compile(r"^[^\s*?\x00-\x1f\x7f]([^*?\x00-\x1f\x7f]{0,253}[^\s*?\x00-\x1f\x7f])?$")
+# GitHub's numeric account and repository IDs (the REST API's `.owner.id` and `.id`).
+_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+# A default `sub` claim. Owner and repository names never hold `@` or `:`, so the immutable
+# form (`OWNER@ID/REPO@ID`) cannot be mistaken for a legacy one, nor the reverse.
+_IMMUTABLE_SUB = re.compile(r"^repo:([^/@:]+)@([0-9]+)/([^/@:]+)@([0-9]+):(.+)$")
+_LEGACY_SUB = re.compile(r"^repo:([^/@:]+)/([^/@:]+):(.+)$")
+LOOKUP_IDS = "gh api repos/{repository} --jq '.owner.id, .id'"
+SubjectForm = Literal["immutable", "legacy", "customised"]
+
+
+@dataclass(frozen=True)
+class RepositoryIds:
+    """The IDs GitHub's immutable `sub` carries: they survive renames and transfers, and a new
+    repository or account that takes a recycled name gets new ones."""
+
+    owner_id: str
+    repository_id: str
+
+
+def is_id(value: str | None) -> bool:
+    return value is not None and _ID.fullmatch(value) is not None
+
+
+class _Usage(InputError):
+    """Bad command-line usage found after argparse: exit 2, as SPEC gives for usage."""
+
+    exit_code = 2
 
 
 def partition(region: str | None) -> str:
@@ -151,24 +184,76 @@ def permissions_policy(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def subject(repository: str, *, branch: str | None = None, environment: str | None = None) -> str:
-    """The `sub` claim of GitHub's OIDC token for a job on that branch or in that environment
-    (GitHub's default claim format; a repository with a customised one needs its own)."""
+def subject(
+    repository: str,
+    *,
+    branch: str | None = None,
+    environment: str | None = None,
+    ids: RepositoryIds | None = None,
+) -> str:
+    """The `sub` claim of GitHub's OIDC token for a job on that branch or in that environment,
+    in GitHub's default format: with `ids`, the immutable form
+    `repo:OWNER@OWNER_ID/REPO@REPO_ID:...`; without, the legacy `repo:OWNER/REPO:...`. The names
+    keep GitHub's spelling: IAM's StringEquals is case-sensitive."""
+    name = repository
+    if ids is not None:
+        owner, repo = repository.split("/", 1)
+        name = f"{owner}@{ids.owner_id}/{repo}@{ids.repository_id}"
     if environment is not None:
-        return f"repo:{repository}:environment:{environment}"
-    return f"repo:{repository}:ref:refs/heads/{branch or DEFAULT_BRANCH}"
+        return f"repo:{name}:environment:{environment}"
+    return f"repo:{name}:ref:refs/heads/{branch or DEFAULT_BRANCH}"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A `sub` claim read back: which form, and what it pins."""
+
+    form: SubjectForm
+    repository: str | None = None  # OWNER/REPO, as GitHub spells them
+    ids: RepositoryIds | None = None  # only in the immutable form
+    branch: str | None = None
+    environment: str | None = None
+
+
+def read_subject(sub: str) -> Subject:
+    """Which of GitHub's default `sub` forms a token carries (customised: neither), and the
+    repository, IDs, and branch or environment it names."""
+    immutable = _IMMUTABLE_SUB.fullmatch(sub)
+    legacy = None if immutable else _LEGACY_SUB.fullmatch(sub)
+    if immutable:
+        owner, owner_id, repo, repository_id, tail = immutable.groups()
+        form: SubjectForm = "immutable"
+        ids: RepositoryIds | None = RepositoryIds(owner_id, repository_id)
+    elif legacy:
+        (owner, repo, tail), form, ids = legacy.groups(), "legacy", None
+    else:
+        return Subject("customised")
+    branch = tail.removeprefix("ref:refs/heads/") if tail.startswith("ref:refs/heads/") else None
+    environment = tail.removeprefix("environment:") if tail.startswith("environment:") else None
+    return Subject(form, f"{owner}/{repo}", ids, branch, environment)
 
 
 def trust_policy(
     repository: str,
     account_id: str,
     *,
+    ids: RepositoryIds | None,
     branch: str | None = None,
     environment: str | None = None,
     audience: str = DEFAULT_AUDIENCE,
     region: str | None = None,
+    issuer: str = DEFAULT_ISSUER,
 ) -> dict[str, Any]:
-    provider = f"arn:{partition(region)}:iam::{account_id}:oidc-provider/{OIDC_HOST}"
+    """Admits the repository's tokens for that branch or environment: with `ids` in both `sub`
+    forms (a token carries one, by the repository's age and opt-in), without them in the legacy
+    form alone. The provider ARN and the condition keys are IAM's name for the issuer: its URL
+    without the scheme, path included."""
+    name = provider_name(issuer)
+    provider = f"arn:{partition(region)}:iam::{account_id}:oidc-provider/{name}"
+    subs = [
+        subject(repository, branch=branch, environment=environment, ids=form)
+        for form in ((ids, None) if ids is not None else (None,))
+    ]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -179,15 +264,44 @@ def trust_policy(
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
                     "StringEquals": {
-                        f"{OIDC_HOST}:aud": audience,
-                        f"{OIDC_HOST}:sub": subject(
-                            repository, branch=branch, environment=environment
-                        ),
+                        f"{name}:aud": audience,
+                        f"{name}:sub": subs if len(subs) > 1 else subs[0],
                     }
                 },
             }
         ],
     }
+
+
+def command(
+    repository: str,
+    account_id: str,
+    *,
+    ids: RepositoryIds | None,
+    branch: str | None = None,
+    environment: str | None = None,
+    audience: str = DEFAULT_AUDIENCE,
+    region: str | None = None,
+    issuer: str = DEFAULT_ISSUER,
+) -> str:
+    """The `iam-policy` command line that prints that trust policy, bare, for messages."""
+    words = ["secrets-sync", "iam-policy", "--only", "trust", "--repository", repository]
+    if ids is None:
+        words.append("--legacy-subject")
+    else:
+        words += ["--owner-id", ids.owner_id, "--repository-id", ids.repository_id]
+    words += ["--account-id", account_id]
+    if environment is not None:
+        words += ["--environment", environment]
+    elif branch is not None:
+        words += ["--branch", branch]
+    if provider_name(issuer) != OIDC_HOST:
+        words += ["--issuer", issuer]
+    if audience != DEFAULT_AUDIENCE:
+        words += ["--audience", audience]
+    if partition(region) != "aws":
+        words += ["--region", region or ""]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,10 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--name-prefix",
-        required=True,
         metavar="PREFIX",
         help="The action's `name-prefix`: the policy covers only secrets whose names start "
-        "with it.",
+        "with it. Required, except with --only trust.",
     )
     parser.add_argument(
         "--repository",
@@ -229,6 +342,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="GitHub environment whose jobs may assume the role, instead of a branch.",
     )
     parser.add_argument(
+        "--owner-id",
+        metavar="ID",
+        help="The numeric ID of the repository's owner, for GitHub's immutable `sub` "
+        "(default inside Actions: GITHUB_REPOSITORY_OWNER_ID). Look it up with "
+        f"`{LOOKUP_IDS.format(repository='OWNER/REPO')}`.",
+    )
+    parser.add_argument(
+        "--repository-id",
+        metavar="ID",
+        help="The numeric ID of the repository, for GitHub's immutable `sub` (default inside "
+        "Actions: GITHUB_REPOSITORY_ID).",
+    )
+    parser.add_argument(
+        "--legacy-subject",
+        action="store_true",
+        help="Admit only the legacy `sub` form `repo:OWNER/REPO:...`, without IDs: for GitHub "
+        "Enterprise Server, or a repository that predates GitHub's immutable subjects and has "
+        "not opted in.",
+    )
+    parser.add_argument(
+        "--issuer",
+        default=DEFAULT_ISSUER,
+        metavar="URL",
+        help=f"The OIDC issuer of the tokens (default: {DEFAULT_ISSUER}); e.g. "
+        "https://HOST/_services/token for GitHub Enterprise Server, or the enterprise's custom "
+        "issuer.",
+    )
+    parser.add_argument(
         "--audience",
         default=DEFAULT_AUDIENCE,
         metavar="AUD",
@@ -251,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if not _PREFIX.fullmatch(args.name_prefix):
+    if args.name_prefix is not None and not _PREFIX.fullmatch(args.name_prefix):
         raise InputError(
             "--name-prefix",
             f"{args.name_prefix!r} is not a valid secret name prefix.",
@@ -272,20 +413,32 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(
             "--region", f"{args.region!r} is not an AWS region name.", "use e.g. `us-east-1`."
         )
-    for name in ("branch", "environment"):
+    for name in ("branch", "environment", "owner_id", "repository_id"):
         value = getattr(args, name)
         if value is None:
             continue
+        flag = "--" + name.replace("_", "-")
         if args.repository is None:
             raise InputError(
-                f"--{name}", "pins the trust policy, which needs a repository.", "add --repository."
+                flag, "pins the trust policy, which needs a repository.", "add --repository."
             )
+        if name.endswith("_id"):
+            if not _ID.fullmatch(value):
+                raise InputError(
+                    flag,
+                    f"{value!r} is not a GitHub ID.",
+                    "give the number `"
+                    + LOOKUP_IDS.format(repository=args.repository)
+                    + "` prints (no wildcard stands in for an ID).",
+                )
+            continue
         if not (_BRANCH if name == "branch" else _ENVIRONMENT).fullmatch(value):
             raise InputError(
                 f"--{name}",
                 f"{value!r} is not a {name} name.",
                 "give it exactly as GitHub shows it (IAM wildcards * and ? are not taken).",
             )
+    _validate_issuer(args.issuer)
     if not args.audience.strip():
         raise InputError("--audience", "is empty.", f"leave it out to use {DEFAULT_AUDIENCE}.")
     for arn in args.kms_key_arn:
@@ -303,36 +456,126 @@ def _validate(args: argparse.Namespace) -> None:
         )
 
 
-def main(argv: Sequence[str], stream: TextIO, err: TextIO | None = None) -> int:
-    """Print the policies; 0 on success, 1 for a bad value, 2 (from argparse) for bad usage."""
+def _validate_issuer(issuer: str) -> None:
+    """IAM takes an https URL with a host and maybe a path: no port, query, fragment or user."""
+    parts = urllib.parse.urlsplit(issuer)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or port is not None
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or "*" in issuer
+        or any(c.isspace() for c in issuer)
+    ):
+        raise InputError(
+            "--issuer",
+            f"{issuer!r} is not an OIDC issuer URL as IAM takes one.",
+            "give the `iss` of the tokens: https://HOST or https://HOST/PATH, without a port, "
+            "query or wildcard (GitHub Enterprise Server: https://HOST/_services/token).",
+        )
+
+
+def repository_ids(args: argparse.Namespace, env: Mapping[str, str]) -> RepositoryIds | None:
+    """The IDs for the immutable `sub`: given, or inside Actions those of the repository the job
+    runs in, when that is the one asked for. None with --legacy-subject. Raises when a trust
+    policy is to be printed and they are missing, naming the command that looks them up."""
+    given = (args.owner_id, args.repository_id)
+    if args.legacy_subject:
+        if given != (None, None):
+            raise _Usage(
+                "--legacy-subject",
+                "admits the legacy `sub` alone, and the IDs are for the immutable one.",
+                "give either --legacy-subject or --owner-id and --repository-id.",
+            )
+        return None
+    if None not in given:
+        return RepositoryIds(*given)
+    if given != (None, None):
+        missing = "--repository-id" if args.repository_id is None else "--owner-id"
+        raise _Usage(
+            missing,
+            "is missing: the immutable `sub` names both the owner's ID and the repository's.",
+            f"look both up with `{LOOKUP_IDS.format(repository=args.repository)}`.",
+        )
+    if args.repository is None:
+        return None
+    if env.get("GITHUB_ACTIONS") == "true":
+        here = env.get("GITHUB_REPOSITORY", "")
+        owner_id = env.get("GITHUB_REPOSITORY_OWNER_ID", "")
+        repository_id = env.get("GITHUB_REPOSITORY_ID", "")
+        if here.lower() == args.repository.lower() and here != args.repository:
+            raise InputError(
+                "--repository",
+                f"{args.repository!r} is spelt {here!r} by GitHub (GITHUB_REPOSITORY), and the "
+                "`sub` carries GitHub's spelling, which IAM compares case-sensitively.",
+                f"give --repository {here}.",
+            )
+        if here == args.repository and _ID.fullmatch(owner_id) and _ID.fullmatch(repository_id):
+            return RepositoryIds(owner_id, repository_id)
+    if args.account_id is None:
+        return None  # no trust policy is printed, so no IDs are needed
+    raise _Usage(
+        "--owner-id, --repository-id",
+        f"the trust policy needs {args.repository}'s IDs for GitHub's immutable `sub` "
+        "(repo:OWNER@OWNER_ID/REPO@REPO_ID:...).",
+        f"look them up with `{LOOKUP_IDS.format(repository=args.repository)}` and pass "
+        "--owner-id and --repository-id; or pass --legacy-subject if the repository keeps the "
+        "legacy `sub` (GitHub Enterprise Server, or an older repository not opted in).",
+    )
+
+
+def main(
+    argv: Sequence[str],
+    stream: TextIO,
+    err: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Print the policies; 0 on success, 1 for a bad value, 2 for bad usage."""
     err = err or sys.stderr
-    args = build_parser().parse_args(list(argv))
+    env = os.environ if env is None else env
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.name_prefix is None and args.only != "trust":
+        parser.error("the following arguments are required: --name-prefix")  # exits 2
     try:
         _validate(args)
+        ids = repository_ids(args, env)
     except InputError as exc:
         print(f"secrets-sync iam-policy: {exc.message}", file=err)
         return exc.exit_code
-    permissions = permissions_policy(
-        args.name_prefix,
-        repository=args.repository,
-        account_id=args.account_id,
-        region=args.region,
-        kms_key_arns=args.kms_key_arn,
+    permissions = (
+        permissions_policy(
+            args.name_prefix,
+            repository=args.repository,
+            account_id=args.account_id,
+            region=args.region,
+            kms_key_arns=args.kms_key_arn,
+        )
+        if args.only != "trust"
+        else None
     )
     trust = (
         trust_policy(
             args.repository,
             args.account_id,
+            ids=ids,
             branch=args.branch,
             environment=args.environment,
             audience=args.audience.strip(),
             region=args.region,
+            issuer=args.issuer.rstrip("/"),
         )
         if args.repository and args.account_id
         else None
     )
     notes = []
-    if not args.name_prefix:
+    if args.name_prefix == "" and permissions is not None:
         notes.append(
             "no name prefix: the policy covers every secret of the account, within its tag "
             "conditions. A prefix such as `myapp/` keeps a sync to its own secrets."
@@ -344,23 +587,31 @@ def main(argv: Sequence[str], stream: TextIO, err: TextIO | None = None) -> int:
         )
     elif not args.account_id:
         notes.append("no --account-id: the trust policy is left out.")
-    elif args.branch is None and args.environment is None:
-        notes.append(
-            f"the trust policy admits workflows on the branch {DEFAULT_BRANCH}; use --branch or "
-            "--environment for another."
-        )
+    else:
+        if args.branch is None and args.environment is None:
+            notes.append(
+                f"the trust policy admits workflows on the branch {DEFAULT_BRANCH}; use --branch "
+                "or --environment for another."
+            )
+        if ids is not None and args.owner_id is None:
+            notes.append(
+                f"the IDs are this job's repository's (GITHUB_REPOSITORY_OWNER_ID "
+                f"{ids.owner_id}, GITHUB_REPOSITORY_ID {ids.repository_id})."
+            )
     for note in notes:
         print(f"secrets-sync iam-policy: note: {note}", file=err)
 
     document: dict[str, Any]
-    if args.only == "permissions":
-        document = permissions
-    elif args.only == "trust":
+    if args.only == "trust":
         assert trust is not None  # _validate made sure
         document = trust
     else:
-        document = {"permissions_policy": permissions}
-        if trust is not None:
-            document["trust_policy"] = trust
+        assert permissions is not None  # only --only trust leaves it out
+        if args.only == "permissions":
+            document = permissions
+        else:
+            document = {"permissions_policy": permissions}
+            if trust is not None:
+                document["trust_policy"] = trust
     stream.write(json.dumps(document, indent=2) + "\n")
     return 0

@@ -56,6 +56,8 @@ class Claims:
     job_workflow_ref: str | None = None
     environment: str | None = None
     iss: str | None = None
+    repository_owner_id: str | None = None
+    repository_id: str | None = None
 
     SHOWN = ("sub", "aud", "repository", "ref", "job_workflow_ref")
 
@@ -68,8 +70,14 @@ class Claims:
     @property
     def provider(self) -> str:
         """The IAM OIDC provider's name as trust-policy condition keys spell it (no scheme)."""
-        issuer = self.iss or DEFAULT_ISSUER
-        return issuer.removeprefix("https://").rstrip("/")
+        return provider_name(self.iss or DEFAULT_ISSUER)
+
+
+def provider_name(issuer: str) -> str:
+    """IAM's name for the OIDC provider of an issuer URL: the URL without its scheme, path kept
+    (`HOST/_services/token` for GitHub Enterprise Server). Its ARN ends in it, and the trust
+    policy's condition keys are it, a colon and the claim (`HOST/PATH:sub`)."""
+    return issuer.removeprefix("https://").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,12 @@ def decode_claims(jwt: str) -> Claims:
             return ",".join(value)
         return None
 
+    def ident(name: str) -> str | None:  # GitHub sends IDs as strings; a number is read too
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value if isinstance(value, str) else None
+
     return Claims(
         sub=text("sub"),
         aud=text("aud"),
@@ -124,6 +138,8 @@ def decode_claims(jwt: str) -> Claims:
         job_workflow_ref=text("job_workflow_ref"),
         environment=text("environment"),
         iss=text("iss"),
+        repository_owner_id=ident("repository_owner_id"),
+        repository_id=ident("repository_id"),
     )
 
 
