@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
-from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG
+from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG, SecretSpec
 from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
@@ -177,6 +177,15 @@ def merged_values(steps: tuple[Step, ...]) -> list[str]:
     return out
 
 
+def _generated(spec: SecretSpec) -> str:
+    """What AWS generates at the create (GetRandomPassword, called only then): names only."""
+    if spec.generate is not None:
+        return " (generated)"
+    if spec.generated:
+        return f" (generated: {_names([k for k, _ in spec.generated])})"
+    return ""
+
+
 def owned_by(current: Current) -> str | None:
     """The repository whose syncs manage this secret, or None."""
     if current.tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
@@ -219,7 +228,7 @@ def _plan_secret(
         return Step(
             name,
             Action.CREATE,
-            "new secret",
+            "new secret" + _generated(spec),
             desired,
             None,
             write_value=True,

@@ -156,9 +156,12 @@ def _keys(result: Result) -> str:
         return ""
     if spec.binary_source is not None:
         return "(binary)"
+    if spec.generate is not None:
+        return "(plain string, generated)"
     if not spec.is_json:
         return "(plain string)"
-    return ", ".join(f"`{k}`" for k in spec.key_names)
+    generated = {k for k, _ in spec.generated}
+    return ", ".join(f"`{k}`" + " (generated)" * (k in generated) for k in spec.key_names)
 
 
 def _policy(result: Result, *, dry_run: bool) -> str:
