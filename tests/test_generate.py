@@ -109,6 +109,9 @@ def test_a_rerun_writes_nothing_and_generates_nothing(action, proxy, sm):
     assert not (WRITES | {"GetRandomPassword"}) & set(proxy.ops())
     assert generated(sm) == made
     assert json.loads(value(sm, "gen/db"))["username"] == ENV["DB_USER"]
+    # ...and the plan says so, naming the key (never a value).
+    [line] = [x for x in again.log_lines if x.startswith("unchanged") and "gen/db " in x]
+    assert '"username" differ from the sources' in line
     assert again.json("versions") == first.json("versions")
     assert_run_clean(again, [*made.values(), "another-user-canary"])
 

@@ -340,7 +340,7 @@ def _plan_secret(
         return Step(
             name,
             Action.TAG,
-            " and ".join(what) + " differ" + adopting,
+            " and ".join(what) + " differ" + adopting + _kept(desired, current),
             desired,
             current,
             description=description,
@@ -348,7 +348,24 @@ def _plan_secret(
             replica_regions=replicas,
             failed_replicas=failed,
         )
-    return Step(name, Action.UNCHANGED, "", desired, current)
+    return Step(name, Action.UNCHANGED, _kept(desired, current).lstrip("; "), desired, current)
+
+
+def _kept(desired: Desired, current: Current) -> str:
+    """For a JSON secret with generated keys, which is never written again: the keys from
+    sources whose values no longer match, so that the owner learns the change was not written."""
+    if not desired.spec.generated or desired.secret_string is None:
+        return ""
+    present, wanted = _object(current.secret_string), json.loads(desired.secret_string)
+    if present is None:
+        return ""
+    stale = [k for k, v in wanted.items() if present.get(k) != v]
+    if not stale:
+        return ""
+    return (
+        f"; the value is kept though {_names(stale)} differ from the sources: a secret with "
+        "generated keys is never written again (delete it to have it made anew)"
+    )
 
 
 def plan(
