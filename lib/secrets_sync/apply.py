@@ -56,6 +56,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | HTTPClientError)
 
 
+def _unmasked(value: str, tell_runner: bool) -> None:
+    raise RuntimeError("an Applier without `mask` cannot create a generated value")
+
+
 @dataclass(frozen=True)
 class Applier:
     client: SecretsManagerClient
@@ -67,8 +71,8 @@ class Applier:
     audit_tags: tuple[tuple[str, str], ...] = ()
     on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan (resync)
     # Registers a value AWS generated with our redaction and (tell_runner) the runner's, the
-    # moment it arrives: runner.add_mask.
-    mask: Callable[[str, bool], None] = field(kw_only=True)
+    # moment it arrives: runner.add_mask. Without one, a generated value stops the run unseen.
+    mask: Callable[[str, bool], None] = field(default=_unmasked)
 
     def run(self, step: Step) -> Result:
         if step.error:
