@@ -97,7 +97,7 @@ def test_created_once_from_get_random_password_and_masked_on_arrival(action, pro
     assert_run_clean(run, ENV.values())
 
 
-def test_a_rerun_writes_nothing_and_generates_nothing(action, proxy, sm):
+def test_a_rerun_writes_nothing_and_generates_nothing(action, proxy, sm, realaws):
     first = action(INPUTS, env=ENV)
     assert first.returncode == 0, first.stdout
     made = generated(sm)
@@ -114,6 +114,12 @@ def test_a_rerun_writes_nothing_and_generates_nothing(action, proxy, sm):
     assert '"username" differ from the sources' in line
     assert again.json("versions") == first.json("versions")
     assert_run_clean(again, [*made.values(), "another-user-canary"])
+    # Once the listing shows them, a no-op with generated secrets is the two reads of any no-op.
+    realaws.settle()
+    proxy.reset()
+    quiet = action(INPUTS, env=ENV)
+    assert quiet.json("unchanged") == ["gen/db-password", "gen/db"]
+    assert sorted(proxy.ops()) == ["BatchGetSecretValue", "ListSecrets"]
 
 
 def test_a_dry_run_says_create_generated_and_calls_nothing(action, proxy, sm):
