@@ -94,7 +94,11 @@ CASES = [
         m("a: {keys: [A], value: B}", "secrets.a", "both `keys` and `value`"), id="keys-and-value"
     ),
     pytest.param(
-        m("a: {description: D}", "secrets.a", "none of `keys`, `value`, `template` or `binary`"),
+        m(
+            "a: {description: D}",
+            "secrets.a",
+            "none of `keys`, `value`, `template`, `binary` or `generate`",
+        ),
         id="neither-keys-nor-value",
     ),
     pytest.param(m("a: {value: [A]}", "secrets.a.value"), id="value-is-a-list"),
@@ -223,6 +227,85 @@ CASES = [
         id="update-policy-unknown",
     ),
     pytest.param(i("update-policy", "Merge", "'Merge'"), id="update-policy-input-unknown"),
+    # Generated values
+    pytest.param(
+        m("a: {generate: {}, value: A}", "secrets.a", "both `value` and `generate`"),
+        id="generate-with-value",
+    ),
+    pytest.param(
+        m("a: {generate: {}, keys: [A]}", "secrets.a", "both `keys` and `generate`"),
+        id="generate-with-keys",
+    ),
+    pytest.param(
+        m("a: {keys: {k: {generate: {}, template: '${A}'}}}", "secrets.a.keys.k", "both"),
+        id="key-generate-with-template",
+    ),
+    pytest.param(
+        m("a: {generate: {length: 0}}", "secrets.a.generate.length", "1 to 4096"),
+        id="generate-length-zero",
+    ),
+    pytest.param(
+        m("a: {generate: {length: 4097}}", "secrets.a.generate.length", "1 to 4096"),
+        id="generate-length-4097",
+    ),
+    pytest.param(
+        m("a: {keys: {k: {generate: {length: 3.5}}}}", "secrets.a.keys.k.generate.length"),
+        id="generate-length-not-whole",
+    ),
+    pytest.param(
+        m("a: {generate: {length: thirty}}", "secrets.a.generate.length", "whole number"),
+        id="generate-length-word",
+    ),
+    pytest.param(
+        m("a: {generate: {size: 32}}", "secrets.a.generate", "'size'"), id="generate-unknown"
+    ),
+    pytest.param(
+        m("a: {generate: {exclude-numbers: yes}}", "secrets.a.generate.exclude-numbers"),
+        id="generate-switch-not-boolean",
+    ),
+    pytest.param(
+        m("a: {generate: {exclude-characters: [a]}}", "secrets.a.generate.exclude-characters"),
+        id="generate-exclude-characters-list",
+    ),
+    pytest.param(
+        m("a: {generate: '32'}", "secrets.a.generate", "GetRandomPassword"),
+        id="generate-not-a-mapping",
+    ),
+    pytest.param(
+        m(
+            "a: {generate: {exclude-numbers: true, exclude-punctuation: true, "
+            "exclude-uppercase: true, exclude-lowercase: true}}",
+            "secrets.a.generate",
+            "no character",
+        ),
+        id="generate-excludes-everything",
+    ),
+    pytest.param(
+        m("a: {generate: {}, update-policy: replace}", "secrets.a.update-policy", "`replace`"),
+        id="generate-with-replace",
+    ),
+    pytest.param(
+        m("a: {keys: {k: {generate: {}}}, update-policy: merge}", "secrets.a.update-policy"),
+        id="generate-key-with-merge",
+    ),
+    pytest.param(
+        m(
+            "a: [A]\nb: {generate: {}}",
+            "input `update-policy`",
+            "secrets.b",
+            **{"update-policy": "replace"},
+        ),
+        id="generate-with-the-replace-input",
+    ),
+    pytest.param(
+        Case(
+            {"secrets": "a: {keys: {big: B, pw: {generate: {length: 4096}}}}"},
+            "a",
+            env={"B": "x" * 62_000},
+            mentions="generated keys",
+        ),
+        id="generate-oversize-at-worst",
+    ),
     # The `values` input
     pytest.param(i("values", "not json"), id="values-not-json"),
     pytest.param(i("values", '["A"]', "not an object"), id="values-array"),

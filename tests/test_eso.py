@@ -313,6 +313,16 @@ def settings_for(tmp_path: Path, mapping: str, **inputs: str):
             "secrets.a+b.k8s",
             ["'a+b'", "`keys: {KEY: {template: ...}}`"],
         ),
+        (  # a generated plain string's key is the end of its name, as a template's
+            "db@pw: {generate: {}, k8s: {secret: app}}",
+            "secrets.db@pw.k8s",
+            ["'db@pw'", "`keys: {KEY: {generate: ...}}`"],
+        ),
+        (  # ...and a generated key is a JSON key like any other
+            "a: {keys: {pass word: {generate: {}}}, k8s: {secret: app}}",
+            "secrets.a.keys.pass word",
+            ["cannot be a key of the Kubernetes Secret default/app"],
+        ),
         (  # the plain template's key is its name, which a JSON key of another secret may take
             "url: {template: 'x${A}', k8s: {secret: app}}\n"
             "b: {keys: {url: {template: '${B}'}}, k8s: {secret: app}}",

@@ -122,7 +122,7 @@ def requests_for(call: Call, lookup: Any) -> list[Request]:
         target, tags = found if found else (arn(secret_id), {})
         return Request(name, target, {**_tag_context("ResourceTag", tags), **extra})
 
-    if op == "ListSecrets":
+    if op in ("ListSecrets", "GetRandomPassword"):  # neither takes a resource
         return [Request(action, "*")]
     if op == "BatchGetSecretValue":
         out = [Request(action, "*")]
@@ -204,6 +204,7 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
     b: {value: B, description: plain}
     c: C
     d: [D]
+    e: {generate: {length: 20}}
     legacy: LEGACY
     """.replace("\n    ", "\n")
     inputs = {"secrets": mapping, "name-prefix": PREFIX}
@@ -216,7 +217,7 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
     )
     run = action(inputs, env={**values, "LEGACY": "new-canary"})
     assert run.returncode == 0, run.stdout
-    assert sorted(run.json("created")) == [f"{PREFIX}{n}" for n in "abcd"]
+    assert sorted(run.json("created")) == [f"{PREFIX}{n}" for n in "abcde"]
     assert run.json("updated") == [f"{PREFIX}legacy"]
 
     # 2. Update a value, change tags and a description, add a replica; restore a deleted one.
@@ -236,6 +237,7 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
         f"{PREFIX}b": "tag",
         f"{PREFIX}c": "restore",
         f"{PREFIX}d": "unchanged",
+        f"{PREFIX}e": "unchanged",
         f"{PREFIX}legacy": "unchanged",
     }
 
@@ -359,7 +361,7 @@ FORCE = "secretsmanager:ForceDeleteWithoutRecovery"
         (Request("secretsmanager:GetSecretValue", arn(f"{PREFIX}x", region="eu-west-1")), False),
         (Request("secretsmanager:ListSecrets", "*"), True),
         (Request("secretsmanager:BatchGetSecretValue", "*"), True),
-        (Request("secretsmanager:GetRandomPassword", "*"), False),
+        (Request("secretsmanager:GetRandomPassword", "*"), True),  # `generate`'s values
     ],
 )
 def test_conditions(request_, ok):
@@ -375,10 +377,11 @@ def test_policy_scoping_and_shape():
         assert statement["Effect"] == "Allow"
         actions = _listed(statement["Action"])
         assert all(re.fullmatch(r"secretsmanager:[A-Z][A-Za-z]+", a) for a in actions)
-        if statement["Resource"] == "*":
-            assert set(actions) == {
+        if statement["Resource"] == "*":  # only actions that take no resource
+            assert set(actions) <= {
                 "secretsmanager:ListSecrets",
                 "secretsmanager:BatchGetSecretValue",
+                "secretsmanager:GetRandomPassword",
             }
         else:
             assert statement["Resource"] == (
@@ -400,6 +403,7 @@ def test_policy_scoping_and_shape():
             "ReplicateSecretToRegions",
             "RemoveRegionsFromReplication",
             "DeleteSecret",
+            "GetRandomPassword",  # a `generate` secret's value, just before its create
         )
     }
     # IAM's size limits count the policy without whitespace.

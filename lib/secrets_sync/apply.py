@@ -3,6 +3,7 @@ into its result, never raised to stop the others (schedule.py runs the steps in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +18,7 @@ from botocore.exceptions import (
 from . import limiter
 from .drift import CURRENT, LABEL, WRITTEN_STAGES, on_drift
 from .plan import Action, Step, owned_by, plan_secret, value_change
+from .sources import with_generated
 from .state import Current, describe_error, error_code, read_one, read_value
 
 if TYPE_CHECKING:
@@ -54,6 +56,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | HTTPClientError)
 
 
+def _unmasked(value: str, tell_runner: bool) -> None:
+    raise RuntimeError("an Applier without `mask` cannot create a generated value")
+
+
 @dataclass(frozen=True)
 class Applier:
     client: SecretsManagerClient
@@ -64,6 +70,9 @@ class Applier:
     # a run with nothing to do still writes nothing.
     audit_tags: tuple[tuple[str, str], ...] = ()
     on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan (resync)
+    # Registers a value AWS generated with our redaction and (tell_runner) the runner's, the
+    # moment it arrives: runner.add_mask. Without one, a generated value stops the run unseen.
+    mask: Callable[[str, bool], None] = field(default=_unmasked)
 
     def run(self, step: Step) -> Result:
         if step.error:
@@ -183,7 +192,7 @@ class Applier:
         spec = step.desired.spec
         kwargs: dict[str, Any] = {
             "Name": step.name,
-            **_value_args(step),
+            **(self._generated(step.desired) if step.desired.generates else _value_args(step)),
             "Tags": [{"Key": k, "Value": v} for k, v in (*step.tags, *self.audit_tags)],
         }
         if spec.description is not None:
@@ -230,6 +239,24 @@ class Applier:
             )
             return replace(done, error="; ".join(filter(None, (done.error, problem))))
         return done
+
+    def _generated(self, desired: Desired) -> dict[str, str]:
+        """The value of a generated secret, asked of GetRandomPassword just before the create
+        (never in a dry run, never for a secret that exists) and masked the moment it arrives.
+        It is never logged, and never asked for again: the secret keeps it (`if-not-exists`)."""
+        spec = desired.spec
+        wanted = [(None, spec.generate)] if spec.generate is not None else list(spec.generated)
+        made: dict[str | None, str] = {}
+        for key, options in wanted:
+            assert options is not None
+            params: dict[str, Any] = dict(options.params)
+            made[key] = self.client.get_random_password(**params)["RandomPassword"]
+            self.mask(made[key], True)
+        text = with_generated(desired, made)
+        # The whole JSON too, for an AWS error that would echo it; each value in it is masked
+        # already, so the runner need not see the sources' values in a late mask line.
+        self.mask(text, False)
+        return {"SecretString": text}
 
     def _put_value(self, arn: str, step: Step) -> str | None:
         """Write the value as a new version carrying AWSCURRENT and our label (drift.py)."""

@@ -2,10 +2,10 @@
 
 One `external-secrets.io/v1` ExternalSecret per target Kubernetes Secret (namespace + name), fed
 by every AWS secret that names it: JSON secrets through `dataFrom[].extract`, plain-string and
-binary secrets through `data[].remoteRef` under their source name (a template's: the last part
-of its mapping key). The manifests are a pure function of the mapping and the eso-* inputs: they
-hold names only, never a value, and do not depend on what the run found in AWS, so a dry run
-writes the same file as a real one."""
+binary secrets through `data[].remoteRef` under their source name (a template's or a generated
+one's: the last part of its mapping key). The manifests are a pure function of the mapping and
+the eso-* inputs: they hold names only, never a value, and do not depend on what the run found
+in AWS, so a dry run writes the same file as a real one."""
 
 from __future__ import annotations
 
@@ -52,9 +52,10 @@ def _keys(spec: SecretSpec) -> tuple[str, ...]:
 
 
 def _single(spec: SecretSpec) -> str:
-    """The Kubernetes key of a plain-string or binary secret: its source's name; a template's,
-    which no one source names, is the end of its mapping key (`app/db-url`: db-url)."""
-    if spec.template is not None:
+    """The Kubernetes key of a plain-string or binary secret: its source's name; a template's or
+    a generated one's, which no source names, is the end of its mapping key (`app/db-url`:
+    db-url)."""
+    if spec.template is not None or spec.generate is not None:
         return spec.key.rsplit("/", 1)[-1]
     source = spec.value_source or spec.binary_source
     assert source is not None
@@ -123,13 +124,15 @@ def check(settings: Settings, specs: Sequence[SecretSpec]) -> None:
         owner: dict[str, SecretSpec] = {}
         for spec in feeds:
             for key in _keys(spec):
-                if spec.template is not None and not _SECRET_KEY.fullmatch(key):
+                named = spec.template is not None or spec.generate is not None
+                if named and not _SECRET_KEY.fullmatch(key):
+                    field = "template" if spec.template is not None else "generate"
                     raise InputError(
                         _place(settings, spec, "k8s"),
                         f"{key!r}, the end of this secret's name, cannot be a key of the "
                         f"Kubernetes Secret {where}.",
                         "name the secret with letters, digits, '-', '_' and '.' after its "
-                        "last '/', or use `keys: {KEY: {template: ...}}` to choose the key.",
+                        f"last '/', or use `keys: {{KEY: {{{field}: ...}}}}` to choose the key.",
                     )
                 if spec.is_json and not _SECRET_KEY.fullmatch(key):
                     raise InputError(

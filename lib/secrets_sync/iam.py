@@ -10,6 +10,7 @@ RemoveRegionsFromReplication removes a pruned secret's replicas (AWS deletes no 
 any) and a failed replica before it is replicated again. Values are written with PutSecretValue
 (it carries our staging label, drift.LABEL), descriptions with UpdateSecret;
 UpdateSecretVersionStage labels a created version and moves AWSCURRENT back in a rollback.
+GetRandomPassword, which makes a `generate` secret's value, takes no resource ARN either.
 The trust policy lets only one repository's workflows (one branch, or one environment) assume
 the role with GitHub's OIDC token, whichever of GitHub's two `sub` forms the token carries: the
 immutable one with the owner's and repository's IDs, and the legacy one with names only."""
@@ -121,6 +122,14 @@ def permissions_policy(
             "Effect": "Allow",
             "Action": ["secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"],
             "Resource": "*",  # neither action takes a resource ARN
+        },
+        {
+            # The value of a `generate` secret, asked for just before its create. It takes no
+            # resource ARN, and it reads and changes nothing: it only returns random text.
+            "Sid": "GenerateValues",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetRandomPassword",
+            "Resource": "*",
         },
         {
             "Sid": "DescribeUnderPrefix",

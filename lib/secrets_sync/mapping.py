@@ -11,7 +11,7 @@ from typing import Any
 
 from .document import parse_document
 from .errors import InputError
-from .schema import MAX_NAME, MAX_TAGS, place_of, validate
+from .schema import GENERATE_OPTIONS, MAX_NAME, MAX_TAGS, place_of, validate
 
 MANAGED_BY = ("ManagedBy", "secrets-sync")
 REPOSITORY_TAG = "secrets-sync:repository"
@@ -29,6 +29,30 @@ _ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
 class K8sTarget:
     secret: str
     namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class Generate:
+    """A value Secrets Manager generates: GetRandomPassword's parameters, as the API names them
+    (those not given take AWS's defaults). The value itself exists only at the create."""
+
+    params: tuple[tuple[str, int | str | bool], ...] = ()
+
+    @property
+    def length(self) -> int:
+        return int(dict(self.params).get("PasswordLength", DEFAULT_PASSWORD_LENGTH))
+
+    @property
+    def most_bytes(self) -> int:
+        """The most bytes the value can take inside a JSON string: each character is printable
+        ASCII, and `"` and `\\` (punctuation) take two there."""
+        given = dict(self.params)
+        excluded = str(given.get("ExcludeCharacters", ""))
+        escapes = not given.get("ExcludePunctuation") and not {'"', "\\"} <= set(excluded)
+        return self.length * (2 if escapes else 1)
+
+
+DEFAULT_PASSWORD_LENGTH = 32  # GetRandomPassword's, without PasswordLength
 
 
 @dataclass(frozen=True)
@@ -54,10 +78,22 @@ class SecretSpec:
     # safely, refusing to drop JSON keys the mapping does not name.
     policy_given: bool = False
     replica_kms_keys: tuple[tuple[str, str], ...] = ()  # (region, KMS key) the mapping names
+    generate: Generate | None = None  # a plain-string secret AWS generates at the create
+    generated: tuple[tuple[str, Generate], ...] = ()  # (JSON key, options) AWS generates
 
     @property
     def is_json(self) -> bool:
-        return self.value_source is None and self.binary_source is None and self.template is None
+        return (
+            self.value_source is None
+            and self.binary_source is None
+            and self.template is None
+            and self.generate is None
+        )
+
+    @property
+    def generates(self) -> bool:
+        """Whether AWS generates this secret's value, or a key of it, when it is created."""
+        return self.generate is not None or bool(self.generated)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -73,7 +109,7 @@ class SecretSpec:
 
     @property
     def key_names(self) -> tuple[str, ...]:
-        return tuple(k for k, _ in (*self.fields, *self.templates))
+        return tuple(k for k, _ in (*self.fields, *self.templates, *self.generated))
 
 
 def placeholders(template: str) -> tuple[str, ...]:
@@ -191,11 +227,18 @@ def _spec(
     keys = entry.get("keys")
     fields: tuple[tuple[str, str], ...] = ()
     templates: tuple[tuple[str, str], ...] = ()
+    generated: tuple[tuple[str, Generate], ...] = ()
     if isinstance(keys, list):
         fields = tuple((src, src) for src in keys)
     elif isinstance(keys, dict):
         fields = tuple((k, src) for k, src in keys.items() if isinstance(src, str))
-        templates = tuple((k, v["template"]) for k, v in keys.items() if isinstance(v, dict))
+        entries = {k: v for k, v in keys.items() if isinstance(v, dict)}
+        templates = tuple((k, v["template"]) for k, v in entries.items() if "template" in v)
+        generated = tuple(
+            (k, _generate(v["generate"], f"{place}.keys.{k}.generate"))
+            for k, v in entries.items()
+            if "generate" in v
+        )
     for k, text in templates:
         _check_template(text, f"{place}.keys.{k}.template")
     if "template" in entry:
@@ -218,7 +261,34 @@ def _spec(
         template=entry.get("template"),
         templates=templates,
         replica_kms_keys=tuple((r, k) for r, k in replicas.items() if k),
+        generate=_generate(entry["generate"], f"{place}.generate") if "generate" in entry else None,
+        generated=generated,
     )
+
+
+_SWITCHES = {"true": True, "false": False}
+
+
+def _generate(options: Mapping[str, Any], place: str) -> Generate:
+    """`generate`'s options as GetRandomPassword's parameters. The schema has checked each one's
+    form (YAML gives them as text, JSON Schema editors as numbers and booleans)."""
+    params: dict[str, int | str | bool] = {}
+    for option, value in options.items():
+        name = GENERATE_OPTIONS[option]
+        if option == "length":
+            params[name] = int(value)
+        elif option == "exclude-characters":
+            params[name] = str(value)
+        else:
+            params[name] = value if isinstance(value, bool) else _SWITCHES[str(value).lower()]
+    kinds = ("ExcludeNumbers", "ExcludePunctuation", "ExcludeUppercase", "ExcludeLowercase")
+    if all(params.get(k) for k in kinds) and not params.get("IncludeSpace"):
+        raise InputError(
+            place,
+            "excludes numbers, punctuation, upper- and lower-case letters: no character is left.",
+            "leave at least one kind of character in.",
+        )
+    return Generate(tuple(params.items()))
 
 
 def _check_template(text: str, place: str) -> None:
@@ -247,6 +317,8 @@ def _with_policy(spec: SecretSpec, entry: Any, place: str, default: str | None) 
     """The secret's update policy: its own, else the input's. `merge` keeps the keys the
     mapping does not name, so it needs a JSON secret to have keys at all."""
     own = entry.get("update-policy") if isinstance(entry, dict) else None
+    if spec.generates:
+        return _generated_policy(spec, own, place, default)
     policy = own or default
     if policy == "merge" and not spec.is_json:
         shape = (
@@ -270,6 +342,33 @@ def _with_policy(spec: SecretSpec, entry: Any, place: str, default: str | None) 
     if policy is None:
         return spec
     return replace(spec, update_policy=policy, policy_given=True)
+
+
+def _generated_policy(
+    spec: SecretSpec, own: str | None, place: str, default: str | None
+) -> SecretSpec:
+    """A generated value exists only in AWS, so it can never be written again: the policy is
+    `if-not-exists`, implied by `generate`. A policy given for this secret that says otherwise is
+    an error, and so is the input's given explicitly (per-secret wins, as ever: its own
+    `if-not-exists` settles it); the input left empty does not conflict."""
+    keeps = "if-not-exists"
+    where = "it" if spec.generate is not None else "a key of it"
+    if own is not None and own != keeps:
+        raise InputError(
+            f"{place}.update-policy",
+            f"`{own}` would write the value again, and `generate` has AWS generate {where} "
+            "once, at the create: it is never written after (the policy is `if-not-exists`).",
+            "remove `update-policy` from this secret (or write `if-not-exists`); to write a "
+            "value on every change, give it from a source instead of `generate`.",
+        )
+    if own is None and default not in (None, keeps):
+        raise InputError(
+            "input `update-policy`",
+            f"`{default}` would write the value of {place} again, and `generate` has AWS "
+            f"generate {where} once, at the create: it is never written after.",
+            f"give {place} its own `update-policy: if-not-exists`, or leave the input empty.",
+        )
+    return replace(spec, update_policy=keeps, policy_given=True)
 
 
 def _replicas(entries: list[Any], place: str, region: str | None) -> dict[str, str | None]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
-from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG
+from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG, SecretSpec
 from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
@@ -221,6 +221,15 @@ def json_members(text: str) -> list[tuple[str, str, str]] | None:
     return members
 
 
+def _generated(spec: SecretSpec) -> str:
+    """What AWS generates at the create (GetRandomPassword, called only then): names only."""
+    if spec.generate is not None:
+        return " (generated)"
+    if spec.generated:
+        return f" (generated: {_names([k for k, _ in spec.generated])})"
+    return ""
+
+
 def owned_by(current: Current) -> str | None:
     """The repository whose syncs manage this secret, or None."""
     if current.tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
@@ -263,7 +272,7 @@ def _plan_secret(
         return Step(
             name,
             Action.CREATE,
-            "new secret",
+            "new secret" + _generated(spec),
             desired,
             None,
             write_value=True,
@@ -389,7 +398,7 @@ def _plan_secret(
         return Step(
             name,
             Action.TAG,
-            " and ".join(what) + " differ" + adopting,
+            " and ".join(what) + " differ" + adopting + _kept(desired, current),
             desired,
             current,
             description=description,
@@ -397,7 +406,24 @@ def _plan_secret(
             replica_regions=replicas,
             failed_replicas=failed,
         )
-    return Step(name, Action.UNCHANGED, "", desired, current)
+    return Step(name, Action.UNCHANGED, _kept(desired, current).lstrip("; "), desired, current)
+
+
+def _kept(desired: Desired, current: Current) -> str:
+    """For a JSON secret with generated keys, which is never written again: the keys from
+    sources whose values no longer match, so that the owner learns the change was not written."""
+    if not desired.spec.generated or desired.secret_string is None:
+        return ""
+    present, wanted = _object(current.secret_string), json.loads(desired.secret_string)
+    if present is None:
+        return ""
+    stale = [k for k, v in wanted.items() if present.get(k) != v]
+    if not stale:
+        return ""
+    return (
+        f"; the value is kept though {_names(stale)} differ from the sources: a secret with "
+        "generated keys is never written again (delete it to have it made anew)"
+    )
 
 
 def plan(

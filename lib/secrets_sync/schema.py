@@ -20,7 +20,7 @@ from .errors import InputError
 MAX_TAGS = 50
 MAX_NAME = 512
 SCHEMA_FILE = "secrets-sync.schema.json"
-_SHAPES = ("keys", "value", "template", "binary")  # a secret takes exactly one of these
+_SHAPES = ("keys", "value", "template", "binary", "generate")  # a secret takes exactly one
 FIELDS = (
     *_SHAPES,
     "update-policy",
@@ -31,6 +31,18 @@ FIELDS = (
     "k8s",
 )
 POLICIES = ("replace", "if-not-exists", "merge")
+# `generate`'s options: GetRandomPassword's parameters (the API reference), in kebab-case.
+GENERATE_OPTIONS = {
+    "length": "PasswordLength",
+    "exclude-characters": "ExcludeCharacters",
+    "exclude-numbers": "ExcludeNumbers",
+    "exclude-punctuation": "ExcludePunctuation",
+    "exclude-uppercase": "ExcludeUppercase",
+    "exclude-lowercase": "ExcludeLowercase",
+    "include-space": "IncludeSpace",
+    "require-each-included-type": "RequireEachIncludedType",
+}
+MAX_PASSWORD_LENGTH = 4096
 
 
 @cache
@@ -128,6 +140,39 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
                 "use 1 to 512 characters of A-Z a-z 0-9 / _ + = . @ -.",
             )
         return path, f"JSON key {inst!r} is empty or too long.", "use 1 to 1024 characters."
+    if len(path) >= 2 and path[-2] == "generate" and path[-1] in GENERATE_OPTIONS:
+        option = path[-1]
+        if option == "length":
+            return (
+                path,
+                "is not a whole number from 1 to 4096.",
+                "give the length of the value to generate, e.g. `length: 32` (AWS allows 1 to "
+                f"{MAX_PASSWORD_LENGTH}).",
+            )
+        if option == "exclude-characters":
+            return (
+                path,
+                f"is not text of at most {MAX_PASSWORD_LENGTH} characters.",
+                "list the characters to leave out as one quoted string, e.g. "
+                "`exclude-characters: '/@'`.",
+            )
+        return path, "is neither true nor false.", f"write `{option}: true` or `false`."
+    if path and path[-1] == "generate" and kind == "type" and path[-2:-1] != ["keys"]:
+        return (
+            path,
+            "is not a mapping of GetRandomPassword options.",
+            "write `generate: {length: 32}`, or `generate: {}` for AWS's defaults.",
+        )
+    if kind == "oneOf" and isinstance(inst, dict) and len(path) >= 3 and path[-2] == "keys":
+        both = "template" in inst and "generate" in inst
+        return (
+            path,
+            "has both `template` and `generate`."
+            if both
+            else "has neither `template` nor `generate`.",
+            "give one: `{template: ...${SOURCE}...}` builds the key's value from sources, "
+            "`{generate: {...}}` has AWS generate it.",
+        )
     if kind == "type" and not path:
         return (
             path,
@@ -178,19 +223,22 @@ def _explain(error: ValidationError, ref: str = "") -> tuple[list[Any], str, str
                 path,
                 f"has {'both ' if len(given) == 2 else ''}{' and '.join(given)}.",
                 "give one: `keys` for a JSON secret, `value` or `template` for a plain string, "
-                "`binary` for bytes.",
+                "`binary` for bytes, `generate` for a value AWS generates (inside `keys:`, "
+                "`json_key: {generate: {...}}` generates one key).",
             )
         return (
             path,
-            "has none of `keys`, `value`, `template` or `binary`.",
+            "has none of `keys`, `value`, `template`, `binary` or `generate`.",
             "add `keys:` (a JSON secret), `value: SOURCE` or `template: ...${SOURCE}...` "
-            "(a plain-string secret), or `binary: SOURCE` (base64 stored as bytes).",
+            "(a plain-string secret), `binary: SOURCE` (base64 stored as bytes), or "
+            "`generate: {length: 32}` (a value AWS generates).",
         )
     if kind == "type" and len(path) >= 3 and path[-2] == "keys" and isinstance(path[-1], str):
         return (
             path,
-            "is neither a source name nor a `{template: ...}` mapping.",
-            "write `json_key: SOURCE` or `json_key: {template: ...${SOURCE}...}`.",
+            "is neither a source name nor a `{template: ...}` or `{generate: ...}` mapping.",
+            "write `json_key: SOURCE`, `json_key: {template: ...${SOURCE}...}` or "
+            "`json_key: {generate: {length: 32}}`.",
         )
     if kind == "minLength" and path and path[-1] == "template":
         return path, "is empty.", "write the string to build, with `${SOURCE}` for each value."

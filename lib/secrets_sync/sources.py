@@ -32,6 +32,9 @@ class Desired:
     # escaping they have inside secret_string.
     built: tuple[str, ...] = field(default=(), repr=False)
     secret_binary: bytes | None = field(default=None, repr=False)  # a `binary:` secret's bytes
+    # AWS generates the value, or some keys of it, at the create (spec.generate, spec.generated):
+    # secret_string is then None, or the JSON of the keys from sources, without those.
+    generates: bool = False
 
     @property
     def name(self) -> str:
@@ -39,7 +42,7 @@ class Desired:
 
     @property
     def has_value(self) -> bool:
-        return self.secret_string is not None or self.secret_binary is not None
+        return self.secret_string is not None or self.secret_binary is not None or self.generates
 
 
 def decode_binary(spec: SecretSpec, text: str) -> bytes:
@@ -80,6 +83,24 @@ def mask_forms(desired: Desired) -> list[str]:
     if desired.secret_binary:
         out += binary_forms(desired.secret_binary)
     return out
+
+
+def with_generated(desired: Desired, generated: Mapping[str | None, str]) -> str:
+    """The secret string a generated secret is created with: its generated value (under the key
+    None), or the JSON of its keys from sources with the generated keys added."""
+    if desired.spec.generate is not None:
+        return generated[None]
+    data = json.loads(desired.secret_string or "{}")
+    data.update((key, generated[key]) for key, _ in desired.spec.generated)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _most_bytes(spec: SecretSpec, text: str) -> int:
+    """The most bytes the secret string can take once AWS has generated its keys: each as long,
+    and as JSON-escaped, as its options allow."""
+    data = json.loads(text)
+    data.update((key, "x" * options.most_bytes) for key, options in spec.generated)
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
@@ -156,13 +177,20 @@ def resolve(
                 )
             out.append(Desired(spec, None, secret_binary=data))
             continue
+        if spec.generate is not None:
+            out.append(Desired(spec, None, generates=True))  # at most 4,096 characters
+            continue
         text, built = _build(spec, values)
-        size = len(text.encode("utf-8"))
+        size = _most_bytes(spec, text) if spec.generated else len(text.encode("utf-8"))
         if size > MAX_SECRET_BYTES:
+            generated = " with its generated keys as long as their options allow," * bool(
+                spec.generated
+            )
             raise InputError(
                 spec.name,
-                f"the secret string is over {MAX_SECRET_BYTES} bytes.",
-                "AWS allows no more; split it into several secrets.",
+                f"the secret string{generated} is over {MAX_SECRET_BYTES} bytes.",
+                "AWS allows no more; split it into several secrets"
+                + (", or generate shorter values." if spec.generated else "."),
             )
-        out.append(Desired(spec, text, built=built))
+        out.append(Desired(spec, text, built=built, generates=bool(spec.generated)))
     return tuple(out)

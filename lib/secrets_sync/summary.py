@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .apply import Result
+from .drift import CURRENT
 from .plan import WRITES, Action
 
 OUTPUTS: tuple[tuple[str, str], ...] = (
@@ -50,6 +51,13 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
         "rolled-back",
         "JSON array of the names of secrets whose previous version was made current again "
         "(`rollback: true`).",
+    ),
+    (
+        "versions",
+        "JSON object: full secret name to the VersionId that is AWSCURRENT after the run, for "
+        "every secret of the mapping that exists (changed or not; for a failed one, the version "
+        "the run last knew; in a dry run, the current ones), so that a later step can roll "
+        "exactly the workloads whose secrets changed.",
     ),
 )
 
@@ -106,6 +114,24 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
     if manifests is not None:
         out["manifests"] = str(manifests)
     out["drifted"] = json.dumps([r.name for r in results if r.step.drift])
+    out["versions"] = json.dumps(versions(results), sort_keys=True)
+    return out
+
+
+def versions(results: Sequence[Result]) -> dict[str, str]:
+    """Each mapped secret's AWSCURRENT version after the run, as far as the run knows: the one
+    it wrote or made current, else the one it read. A secret that failed after a write landed
+    shows the version read before it; a secret scheduled for deletion has none to roll to."""
+    out: dict[str, str] = {}
+    for r in results:
+        if r.step.desired is None or r.action is Action.DELETE:
+            continue  # a prune: no longer of the mapping
+        now = r.step.current
+        known = r.version_id or (
+            now.version_id or now.version_with(CURRENT) if now and not now.deleted else None
+        )
+        if known:
+            out[r.name] = known
     return out
 
 
@@ -130,9 +156,12 @@ def _keys(result: Result) -> str:
         return ""
     if spec.binary_source is not None:
         return "(binary)"
+    if spec.generate is not None:
+        return "(plain string, generated)"
     if not spec.is_json:
         return "(plain string)"
-    return ", ".join(f"`{k}`" for k in spec.key_names)
+    generated = {k for k, _ in spec.generated}
+    return ", ".join(f"`{k}`" + " (generated)" * (k in generated) for k in spec.key_names)
 
 
 def _policy(result: Result, *, dry_run: bool) -> str:
