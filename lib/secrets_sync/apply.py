@@ -3,7 +3,6 @@ into its result, never raised to stop the others (schedule.py runs the steps in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,10 +55,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | HTTPClientError)
 
 
-def _unmasked(value: str, tell_runner: bool) -> None:
-    raise RuntimeError("an Applier without `mask` cannot create a generated value")
-
-
 @dataclass(frozen=True)
 class Applier:
     client: SecretsManagerClient
@@ -70,9 +65,6 @@ class Applier:
     # a run with nothing to do still writes nothing.
     audit_tags: tuple[tuple[str, str], ...] = ()
     on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan (resync)
-    # Registers a value AWS generated with our redaction and (tell_runner) the runner's, the
-    # moment it arrives: runner.add_mask. Without one, a generated value stops the run unseen.
-    mask: Callable[[str, bool], None] = field(default=_unmasked)
 
     def run(self, step: Step) -> Result:
         if step.error:
@@ -242,8 +234,9 @@ class Applier:
 
     def _generated(self, desired: Desired) -> dict[str, str]:
         """The value of a generated secret, asked of GetRandomPassword just before the create
-        (never in a dry run, never for a secret that exists) and masked the moment it arrives.
-        It is never logged, and never asked for again: the secret keeps it (`if-not-exists`)."""
+        (never in a dry run, never for a secret that exists). outgoing.py masks it the moment
+        the answer arrives, and registers the CreateSecret's whole JSON with our redaction
+        before it leaves. It is never asked for again: the secret keeps it (`if-not-exists`)."""
         spec = desired.spec
         wanted = [(None, spec.generate)] if spec.generate is not None else list(spec.generated)
         made: dict[str | None, str] = {}
@@ -251,12 +244,7 @@ class Applier:
             assert options is not None
             params: dict[str, Any] = dict(options.params)
             made[key] = self.client.get_random_password(**params)["RandomPassword"]
-            self.mask(made[key], True)
-        text = with_generated(desired, made)
-        # The whole JSON too, for an AWS error that would echo it; each value in it is masked
-        # already, so the runner need not see the sources' values in a late mask line.
-        self.mask(text, False)
-        return {"SecretString": text}
+        return {"SecretString": with_generated(desired, made)}
 
     def _put_value(self, arn: str, step: Step) -> str | None:
         """Write the value as a new version carrying AWSCURRENT and our label (drift.py)."""

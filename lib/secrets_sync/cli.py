@@ -303,7 +303,6 @@ def sync(
                 settings.recovery_window_days,
                 audit_tags=audit_tags(settings),
                 on_drift=settings.on_drift,
-                mask=generated_mask(runner),
             )
             # A rollback is not retried from a fresh read: that read would plan a sync.
             results = apply_all(applier, steps, pool, stop=stop.event, retry=not settings.rollback)
@@ -384,18 +383,6 @@ def report(
         )
         runner.error(said, title="secrets-sync: cancelled")
         runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
-
-
-def generated_mask(runner: Runner) -> Callable[[str, bool], None]:
-    """add_mask for values AWS generates, from the apply's threads (the runner must know them:
-    GitHub never saw them), one at a time, so that no two mask lines interleave."""
-    lock = threading.Lock()
-
-    def mask(value: str, tell_runner: bool) -> None:
-        with lock:
-            runner.add_mask(value, tell_runner=tell_runner)
-
-    return mask
 
 
 def audit_tags(settings: Settings) -> tuple[tuple[str, str], ...]:
