@@ -114,16 +114,32 @@ class _Assumed(CredentialProvider):
         return self._credentials
 
 
+# A renewal that failed is tried again on a later call, no sooner than RENEW_PAUSE seconds after
+# it: at most a few STS calls in the advisory window however many threads sign requests. The
+# first call inside the mandatory window tries once more whatever the pause: an advisory failure
+# (a throttle, an STS hiccup) must not end a long run whose credentials could still be renewed.
+RENEW_PAUSE = 30.0
+
+
 def _refreshable(
-    assume: Callable[[], CredentialsTypeDef], runner: Runner, what: str
+    assume: Callable[[], CredentialsTypeDef],
+    runner: Runner,
+    what: str,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> RefreshableCredentials:
     """Credentials that botocore renews through `assume` as their end nears. The first call
     happens here and its errors reach the user as they are; a later failure becomes botocore's
-    own error, so the secret being written fails with it and the others (and the report) stand."""
+    own error, so the secret being written fails with it and the others (and the report) stand.
+
+    botocore asks for a renewal on every call inside the advisory window (keeping the old
+    credentials when it fails) and insists inside the mandatory one (failing the call)."""
+    ends = [0.0]  # when the credentials in use end (epoch seconds)
 
     def metadata() -> dict[str, str]:
         creds = assume()
         runner.add_masks([creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]])
+        ends[0] = creds["Expiration"].timestamp()
         return {
             "access_key": creds["AccessKeyId"],
             "secret_key": creds["SecretAccessKey"],
@@ -131,21 +147,28 @@ def _refreshable(
             "expiry_time": creds["Expiration"].isoformat(),
         }
 
-    refused: list[str] = []  # a renewal that failed (after its own retries) is not tried again
+    failed = _Failed()
 
     def refresh() -> dict[str, str]:
-        if not refused:
-            try:
-                fresh = metadata()
-            except CredentialsError as exc:
-                runner.warning(f"Could not renew the credentials of {what}: {exc.message}")
-                refused.append(exc.problem)
-            else:
-                runner.info(
-                    f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']})."
-                )
-                return fresh
-        raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=refused[0])
+        now = clock()
+        mandatory = ends[0] - now < REFRESH_MANDATORY_SECONDS
+        if failed.problem and not failed.may_retry(now, mandatory=mandatory):
+            raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=failed.problem)
+        try:
+            fresh = metadata()
+        except CredentialsError as exc:
+            failed.record(now, exc.problem, mandatory=mandatory)
+            meanwhile = "" if mandatory else "; the current ones serve until then"
+            runner.warning(
+                f"Could not renew the credentials of {what}: {exc.message} (a later call tries "
+                f"again after {RENEW_PAUSE:g} s{meanwhile})"
+            )
+            raise CredentialRetrievalError(
+                provider=_Assumed.METHOD, error_msg=exc.problem
+            ) from None
+        failed.problem = ""
+        runner.info(f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']}).")
+        return fresh
 
     return RefreshableCredentials.create_from_metadata(
         metadata(),
@@ -154,6 +177,22 @@ def _refreshable(
         advisory_timeout=REFRESH_ADVISORY_SECONDS,
         mandatory_timeout=REFRESH_MANDATORY_SECONDS,
     )
+
+
+class _Failed:
+    """The last renewal that failed, if any: when, why, and whether it was in the mandatory
+    window. Only botocore's refresh lock's holder touches it."""
+
+    def __init__(self) -> None:
+        self.problem = ""
+        self.at = 0.0
+        self.mandatory = False
+
+    def may_retry(self, now: float, *, mandatory: bool) -> bool:
+        return now - self.at >= RENEW_PAUSE or (mandatory and not self.mandatory)
+
+    def record(self, now: float, problem: str, *, mandatory: bool) -> None:
+        self.problem, self.at, self.mandatory = problem, now, mandatory
 
 
 def client_config(settings: Settings) -> Config:
