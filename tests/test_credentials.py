@@ -633,9 +633,7 @@ def test_renewal_pause_and_the_mandatory_window(monkeypatch):
         answers.append("asked")
         if len(answers) in (2, 3):
             raise CredentialsError("role-to-assume", "STS refused (Throttling).")
-        end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-            seconds=left["seconds"]
-        )
+        end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=left["seconds"])
         return {
             "AccessKeyId": f"ASIA{len(answers):016d}",
             "SecretAccessKey": "s" * 40,
@@ -660,6 +658,48 @@ def test_renewal_pause_and_the_mandatory_window(monkeypatch):
     left["seconds"] = 3600.0
     assert creds.get_frozen_credentials().access_key == "ASIA0000000000000004"
     assert "Renewed the credentials of the role" in log.getvalue()
+
+
+# The account guard (issue 21, point 7) --------------------------------------------------------
+
+
+def test_account_guard_stops_before_any_secrets_manager_call(action, proxy, oidc):
+    run = sync(action, env=oidc.env(), inputs={"allowed-account-ids": "111111111111, 222222222222"})
+    message = error_of(run)
+    assert message.startswith("::error title=secrets-sync::allowed-account-ids: ")
+    assert "the AWS credentials belong to account 123456789012, which is not one of " in message
+    assert "111111111111, 222222222222" in message
+    # The account came from the assume-role answer: no GetCallerIdentity, no Secrets Manager.
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+    assert proxy.ops() == []
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_account_guard_lets_an_allowed_account_through_with_no_extra_call(action, proxy, oidc):
+    allowed = "111111111111\n123456789012\n"
+    run = sync(action, env=oidc.env(), inputs={"allowed-account-ids": allowed})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("created") == ["app/key"]
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+    assert "The credentials belong to account 123456789012" in run.stdout
+
+
+def test_account_guard_with_role_chaining_reads_the_assume_role_answer(action, proxy):
+    run = sync(action, inputs={"allowed-account-ids": "111111111111"})
+    assert "belong to account 123456789012" in error_of(run)
+    assert proxy.ops("sts") == ["AssumeRole"]
+    assert proxy.ops() == []
+
+
+def test_account_guard_asks_get_caller_identity_for_ambient_credentials(action, proxy):
+    run = sync(action, role=None, inputs={"allowed-account-ids": "111111111111"})
+    assert "belong to account 123456789012" in error_of(run)
+    assert proxy.ops("sts") == ["GetCallerIdentity"]
+    assert proxy.keys("sts") == {"testing"}
+    assert proxy.ops() == []
+    allowed = sync(action, role=None, inputs={"allowed-account-ids": "123456789012"})
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    # Without the input, nobody asks (test_no_role_uses_the_ambient_credentials: no STS call).
 
 
 # Role chaining errors ------------------------------------------------------------------------
@@ -716,6 +756,8 @@ def test_chaining_is_retried_on_throttling(action, proxy):
         ({"role-duration-seconds": "43201"}, "43201 is out of range"),
         ({"aws-region": "mars-north"}, "is not an AWS region name"),
         ({"aws-region": ""}, "no region is set"),
+        ({"allowed-account-ids": "12345678901"}, "'12345678901' is not an AWS account ID"),
+        ({"allowed-account-ids": "123456789012;210987654321"}, "input `allowed-account-ids`"),
     ],
 )
 def test_bad_credential_inputs_fail_before_any_call(action, proxy, oidc, inputs, expected):
