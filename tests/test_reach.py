@@ -278,3 +278,58 @@ def test_an_unreachable_pod_identity_endpoint(action, proxy):
     assert "the container-credentials endpoint at 127.0.0.1 (EKS Pod Identity or ECS)" in message
     assert "CredentialRetrievalError" in message
     assert proxy.calls == []
+
+
+# The pure parts -------------------------------------------------------------------------------
+
+
+def test_account_ids_are_split_on_commas_and_newlines_and_checked():
+    from secrets_sync.errors import InputError
+    from secrets_sync.inputs import account_ids
+
+    assert account_ids("x", "") == ()
+    assert account_ids("x", " 111111111111,\n222222222222\n\n111111111111 ") == (
+        "111111111111",
+        "222222222222",
+    )
+    for bad in ("11111111111", "1111111111111", "aws-111111111111", "\u0661" * 12):
+        with pytest.raises(InputError, match="is not an AWS account ID"):
+            account_ids("allowed-account-ids", bad)
+
+
+def test_the_account_of_an_assumed_role_arn():
+    from secrets_sync.credentials import _account_of
+
+    assert _account_of("arn:aws:sts::123456789012:assumed-role/r/s") == "123456789012"
+    assert _account_of("arn:aws-cn:sts::210987654321:assumed-role/r/s") == "210987654321"
+    assert _account_of("arn:aws:sts::ACCOUNT:assumed-role/r/s") is None
+    assert _account_of("") is None
+
+
+def test_a_certificate_failure_is_found_however_it_was_wrapped():
+    import ssl
+    import urllib.error
+
+    from botocore.exceptions import EndpointConnectionError, SSLError
+
+    from secrets_sync.tls import certificate_failure
+
+    failure = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert certificate_failure(urllib.error.URLError(failure)) is failure
+    assert certificate_failure(SSLError(endpoint_url="https://x", error=failure)) is failure
+    outer = OSError("wrapped")
+    outer.__cause__ = failure
+    assert certificate_failure(outer) is failure
+    assert certificate_failure(EndpointConnectionError(endpoint_url="https://x")) is None
+    assert certificate_failure(ssl.SSLError(1, "wrong version number")) is None
+    assert certificate_failure(None) is None
+
+
+def test_the_metadata_probe_is_skipped_where_it_cannot_help():
+    from secrets_sync.self_hosted import imds_hop_limit
+
+    # No request is made: an endpoint that would hang the test shows it.
+    never = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://192.0.2.1"}
+    assert imds_hop_limit({**never, "AWS_EC2_METADATA_DISABLED": "TRUE"}) is None
+    assert imds_hop_limit({**never, "RUNNER_ENVIRONMENT": "github-hosted"}) is None
+    assert imds_hop_limit({"AWS_EC2_METADATA_SERVICE_ENDPOINT": "file:///etc/passwd"}) is None

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botocore.httpsession import where as botocore_roots
-
 from .errors import SecretsSyncError
 
 _joined: dict[tuple[str, str], str] = {}
@@ -34,6 +32,8 @@ def botocore_verify(ca_bundle: Path | None, configured: str | None) -> str | Non
     `configured` is the botocore session's `ca_bundle` (AWS_CA_BUNDLE)."""
     if ca_bundle is None:
         return None
+    from botocore.httpsession import where as botocore_roots  # botocore's default roots
+
     base = configured or botocore_roots()
     key = (base, str(ca_bundle))
     with _lock:
