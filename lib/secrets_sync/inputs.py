@@ -285,7 +285,7 @@ INPUTS: tuple[Input, ...] = (
     ),
     Input(
         "ca-bundle",
-        None,
+        "",
         "Workspace path of a PEM file of CA certificates to trust besides the public roots, "
         "for GitHub's token service and AWS (a TLS-inspecting proxy, a private endpoint).",
         optional,  # load_settings resolves it inside the workspace and reads it

@@ -6,6 +6,10 @@ host is not all there: the instance metadata service answers the token PUT with 
 (IMDSv2's `HttpPutResponseHopLimit`, 1 by default on many AMIs) that the container's extra hop
 exhausts; a web-identity token file (IRSA) or a Pod Identity token file lives in the runner's pod,
 not in the container; the Pod Identity agent's link-local address may not be routable from it.
+
+AWS documents the hop limit (1 by default, "in a container environment, we recommend setting the
+hop limit to 2"): https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
+and https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html
 """
 
 from __future__ import annotations
