@@ -118,7 +118,7 @@ def _guard_account(settings: Settings, runner: Runner, account: Callable[[], str
             "allowed-account-ids",
             f"the AWS credentials belong to account {got}, which is not one of "
             f"{', '.join(allowed)}; nothing was read or written.",
-            "check `role-to-assume` (or the credentials of the earlier steps) and `aws-region`; "
+            "check `role-to-assume` (or the credentials of the earlier steps); "
             f"add {got} to `allowed-account-ids` only if this repository may write there.",
         )
     runner.info(f"The credentials belong to account {got}, one of `allowed-account-ids`.")
