@@ -575,6 +575,133 @@ def test_a_renewal_that_fails_fails_the_secrets_and_still_reports(action, proxy,
     assert_secret_free(run, proxy, oidc)
 
 
+def test_a_renewal_that_fails_early_is_tried_again_and_the_run_goes_on(action, proxy, oidc):
+    """Issue 19 (8): a renewal refused once in botocore's advisory window, while the current
+    credentials still serve, is tried again later (here: on the first call in the mandatory
+    window); before the fix it was never tried again and every later write failed."""
+    first: list[str] = []
+
+    def advisory_end(call: Call, body: bytes) -> bytes:
+        # 130 s left: inside the advisory window (300 s), 10 s before the mandatory one (120 s).
+        if call.operation != "AssumeRoleWithWebIdentity" or first:
+            return body
+        first.append(_ACCESS_KEY.search(body).group(1).decode())  # type: ignore[union-attr]
+        end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 130)).encode()
+        return _EXPIRATION.sub(b"<Expiration>" + end + b"</Expiration>", body)
+
+    seen = {"n": 0}
+
+    def deny_the_second(call: Call) -> int | None:
+        if call.operation != "AssumeRoleWithWebIdentity":
+            return None
+        seen["n"] += 1
+        return 403 if seen["n"] == 2 else None
+
+    proxy.faults.rewrite = advisory_end
+    proxy.sts_codes[403] = ("AccessDenied", "Not authorized to perform this action")
+    proxy.faults.rule = deny_the_second
+    # ListSecrets (signed with the first keys, the renewal having failed) answers 12 s late,
+    # so the next call finds the credentials in the mandatory window.
+    proxy.faults.hang_for = lambda call: 12.0 if call.operation == "ListSecrets" else None
+    run = sync(action, env={**oidc.env(), "SECRETS_SYNC_TIMEOUT": "30"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("created") == ["app/key"]
+    assert [c.status for c in proxy.sts_calls()] == [200, 403, 200]
+    [warning] = [x for x in run.log_lines if x.startswith("::warning")]
+    assert "Could not renew the credentials of" in warning
+    assert "the current ones serve until then" in warning
+    signed = [s.key_id for s in proxy.signings if s.service == "secretsmanager"]
+    assert signed[0] == first[0]  # the reads: the old keys, still good
+    assert signed[-1] != first[0]  # the write: the renewed ones
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_renewal_pause_and_the_mandatory_window(monkeypatch):
+    """In-process, with a clock: a failed renewal is retried after RENEW_PAUSE, or at once on
+    the first call in the mandatory window; in between, no STS call is made."""
+    import datetime
+
+    from secrets_sync import credentials
+    from secrets_sync.errors import CredentialsError
+    from secrets_sync.runner import Runner
+
+    now = [time.time()]
+    answers: list[str] = []
+    left = {"seconds": 200.0}
+
+    def assume() -> Any:
+        answers.append("asked")
+        if len(answers) in (2, 3):
+            raise CredentialsError("role-to-assume", "STS refused (Throttling).")
+        end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=left["seconds"])
+        return {
+            "AccessKeyId": f"ASIA{len(answers):016d}",
+            "SecretAccessKey": "s" * 40,
+            "SessionToken": "t" * 40,
+            "Expiration": end,
+        }
+
+    log = io.StringIO()
+    creds = credentials._refreshable(
+        assume, Runner(log, in_actions=False), "the role", clock=lambda: now[0]
+    )
+    assert len(answers) == 1
+    creds.get_frozen_credentials()  # advisory window: asks, fails, keeps the old keys
+    assert len(answers) == 2
+    now[0] += 5
+    assert creds.get_frozen_credentials().access_key == "ASIA0000000000000001"
+    assert len(answers) == 2  # within the pause: not asked
+    now[0] += credentials.RENEW_PAUSE
+    creds.get_frozen_credentials()  # asked again, fails again
+    assert len(answers) == 3
+    now[0] += credentials.RENEW_PAUSE
+    left["seconds"] = 3600.0
+    assert creds.get_frozen_credentials().access_key == "ASIA0000000000000004"
+    assert "Renewed the credentials of the role" in log.getvalue()
+
+
+# The account guard (issue 21, point 7) --------------------------------------------------------
+
+
+def test_account_guard_stops_before_any_secrets_manager_call(action, proxy, oidc):
+    run = sync(action, env=oidc.env(), inputs={"allowed-account-ids": "111111111111, 222222222222"})
+    message = error_of(run)
+    assert message.startswith("::error title=secrets-sync::allowed-account-ids: ")
+    assert "the AWS credentials belong to account 123456789012, which is not one of " in message
+    assert "111111111111, 222222222222" in message
+    # The account came from the assume-role answer: no GetCallerIdentity, no Secrets Manager.
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+    assert proxy.ops() == []
+    assert_secret_free(run, proxy, oidc)
+
+
+def test_account_guard_lets_an_allowed_account_through_with_no_extra_call(action, proxy, oidc):
+    allowed = "111111111111\n123456789012\n"
+    run = sync(action, env=oidc.env(), inputs={"allowed-account-ids": allowed})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("created") == ["app/key"]
+    assert proxy.ops("sts") == ["AssumeRoleWithWebIdentity"]
+    assert "The credentials belong to account 123456789012" in run.stdout
+
+
+def test_account_guard_with_role_chaining_reads_the_assume_role_answer(action, proxy):
+    run = sync(action, inputs={"allowed-account-ids": "111111111111"})
+    assert "belong to account 123456789012" in error_of(run)
+    assert proxy.ops("sts") == ["AssumeRole"]
+    assert proxy.ops() == []
+
+
+def test_account_guard_asks_get_caller_identity_for_ambient_credentials(action, proxy):
+    run = sync(action, role=None, inputs={"allowed-account-ids": "111111111111"})
+    assert "belong to account 123456789012" in error_of(run)
+    assert proxy.ops("sts") == ["GetCallerIdentity"]
+    assert proxy.keys("sts") == {"testing"}
+    assert proxy.ops() == []
+    allowed = sync(action, role=None, inputs={"allowed-account-ids": "123456789012"})
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    # Without the input, nobody asks (test_no_role_uses_the_ambient_credentials: no STS call).
+
+
 # Role chaining errors ------------------------------------------------------------------------
 
 
@@ -629,6 +756,8 @@ def test_chaining_is_retried_on_throttling(action, proxy):
         ({"role-duration-seconds": "43201"}, "43201 is out of range"),
         ({"aws-region": "mars-north"}, "is not an AWS region name"),
         ({"aws-region": ""}, "no region is set"),
+        ({"allowed-account-ids": "12345678901"}, "'12345678901' is not an AWS account ID"),
+        ({"allowed-account-ids": "123456789012;210987654321"}, "input `allowed-account-ids`"),
     ],
 )
 def test_bad_credential_inputs_fail_before_any_call(action, proxy, oidc, inputs, expected):

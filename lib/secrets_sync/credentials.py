@@ -36,8 +36,8 @@ from botocore.exceptions import (
 )
 
 from . import credential_errors as explain
-from . import limiter, oidc
-from .errors import CredentialsError
+from . import limiter, oidc, self_hosted, tls
+from .errors import AwsError, CredentialsError
 from .runner import Runner
 from .settings import Settings
 
@@ -60,19 +60,27 @@ TOKEN_TIMEOUT_CAP = 10.0
 
 
 def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3.session.Session:
-    """The boto3 session for the run, from whichever path the inputs and environment select."""
+    """The boto3 session for the run, from whichever path the inputs and environment select,
+    its account checked against `allowed-account-ids` before any Secrets Manager call."""
     role = settings.role_to_assume
     if role is None:
         ambient = _ambient(settings, env, runner)
         if ambient is None:
             raise explain.no_credentials(env)
-        return _sdk(ambient, settings)
+        found = ambient
+        _guard_account(settings, runner, lambda: _caller_account(found, settings))
+        return _sdk(found, settings)
+    # The assumed role's ARN, from the answer that gave its credentials: its account is the
+    # account guard's, with no call of its own.
+    assumed: list[str] = []
     if oidc.available(env):
         core = _isolated_core()
         how = "GitHub's OIDC token"
 
         def assume() -> CredentialsTypeDef:
-            return _assume_with_web_identity(settings, env, runner)
+            creds, arn = _assume_with_web_identity(settings, env, runner)
+            assumed.append(arn)
+            return creds
 
     else:
         ambient = _ambient(settings, env, runner)
@@ -82,12 +90,63 @@ def session(settings: Settings, env: Mapping[str, str], runner: Runner) -> boto3
         how = "the ambient AWS credentials (role chaining)"
 
         def assume() -> CredentialsTypeDef:
-            return _assume_with_ambient(settings, ambient)
+            creds, arn = _assume_with_ambient(settings, ambient)
+            assumed.append(arn)
+            return creds
 
     creds = _refreshable(assume, runner, f"{role} with {how}")
     runner.info(f"Assumed {role} with {how}.")
     core.register_component("credential_provider", CredentialResolver([_Assumed(creds)]))
+    _guard_account(
+        settings, runner, lambda: _account_of(assumed[0]) or _caller_account(core, settings)
+    )
     return _sdk(core, settings)
+
+
+# The account guard ----------------------------------------------------------------------------
+
+
+def _guard_account(settings: Settings, runner: Runner, account: Callable[[], str]) -> None:
+    """Stop the run when `allowed-account-ids` is set and the credentials belong to an account
+    it does not list. `account` is asked only then."""
+    allowed = settings.allowed_account_ids
+    if not allowed:
+        return
+    got = account()
+    if got not in allowed:
+        raise CredentialsError(
+            "allowed-account-ids",
+            f"the AWS credentials belong to account {got}, which is not one of "
+            f"{', '.join(allowed)}; nothing was read or written.",
+            "check `role-to-assume` (or the credentials of the earlier steps); "
+            f"add {got} to `allowed-account-ids` only if this repository may write there.",
+        )
+    runner.info(f"The credentials belong to account {got}, one of `allowed-account-ids`.")
+
+
+def _account_of(arn: str) -> str | None:
+    """The account of an ARN such as the AssumedRoleUser's arn:aws:sts::ACCOUNT:assumed-role/R/S
+    (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumedRoleUser.html)."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and len(parts[4]) == 12 and parts[4].isdigit() else None
+
+
+def _caller_account(core: botocore.session.Session, settings: Settings) -> str:
+    """sts:GetCallerIdentity's Account, which needs no permission (any principal may call it:
+    https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)."""
+    client = _sts_client(core, settings, unsigned=False, attempts=STS_RETRY.attempts)
+    try:
+        return client.get_caller_identity()["Account"]
+    except ClientError as exc:
+        code, _, message = explain.error_of(exc, "")
+        raise CredentialsError(
+            "allowed-account-ids",
+            f"STS would not say which account the credentials belong to "
+            f"(GetCallerIdentity: {code}: {message}).",
+            "check the AWS credentials of the earlier steps, or leave out `allowed-account-ids`.",
+        ) from None
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise explain.sts_unreachable(client.meta.endpoint_url, exc) from None
 
 
 def _sdk(core: botocore.session.Session, settings: Settings) -> boto3.session.Session:
@@ -114,16 +173,32 @@ class _Assumed(CredentialProvider):
         return self._credentials
 
 
+# A renewal that failed is tried again on a later call, no sooner than RENEW_PAUSE seconds after
+# it: at most a few STS calls in the advisory window however many threads sign requests. The
+# first call inside the mandatory window tries once more whatever the pause: an advisory failure
+# (a throttle, an STS hiccup) must not end a long run whose credentials could still be renewed.
+RENEW_PAUSE = 30.0
+
+
 def _refreshable(
-    assume: Callable[[], CredentialsTypeDef], runner: Runner, what: str
+    assume: Callable[[], CredentialsTypeDef],
+    runner: Runner,
+    what: str,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> RefreshableCredentials:
     """Credentials that botocore renews through `assume` as their end nears. The first call
     happens here and its errors reach the user as they are; a later failure becomes botocore's
-    own error, so the secret being written fails with it and the others (and the report) stand."""
+    own error, so the secret being written fails with it and the others (and the report) stand.
+
+    botocore asks for a renewal on every call inside the advisory window (keeping the old
+    credentials when it fails) and insists inside the mandatory one (failing the call)."""
+    ends = [0.0]  # when the credentials in use end (epoch seconds)
 
     def metadata() -> dict[str, str]:
         creds = assume()
         runner.add_masks([creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]])
+        ends[0] = creds["Expiration"].timestamp()
         return {
             "access_key": creds["AccessKeyId"],
             "secret_key": creds["SecretAccessKey"],
@@ -131,21 +206,28 @@ def _refreshable(
             "expiry_time": creds["Expiration"].isoformat(),
         }
 
-    refused: list[str] = []  # a renewal that failed (after its own retries) is not tried again
+    failed = _Failed()
 
     def refresh() -> dict[str, str]:
-        if not refused:
-            try:
-                fresh = metadata()
-            except CredentialsError as exc:
-                runner.warning(f"Could not renew the credentials of {what}: {exc.message}")
-                refused.append(exc.problem)
-            else:
-                runner.info(
-                    f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']})."
-                )
-                return fresh
-        raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=refused[0])
+        now = clock()
+        mandatory = ends[0] - now < REFRESH_MANDATORY_SECONDS
+        if failed.problem and not failed.may_retry(now, mandatory=mandatory):
+            raise CredentialRetrievalError(provider=_Assumed.METHOD, error_msg=failed.problem)
+        try:
+            fresh = metadata()
+        except CredentialsError as exc:
+            failed.record(now, exc.problem, mandatory=mandatory)
+            meanwhile = "" if mandatory else "; the current ones serve until then"
+            runner.warning(
+                f"Could not renew the credentials of {what}: {exc.message} (a later call tries "
+                f"again after {RENEW_PAUSE:g} s{meanwhile})"
+            )
+            raise CredentialRetrievalError(
+                provider=_Assumed.METHOD, error_msg=exc.problem
+            ) from None
+        failed.problem = ""
+        runner.info(f"Renewed the credentials of {what} (now valid until {fresh['expiry_time']}).")
+        return fresh
 
     return RefreshableCredentials.create_from_metadata(
         metadata(),
@@ -154,6 +236,22 @@ def _refreshable(
         advisory_timeout=REFRESH_ADVISORY_SECONDS,
         mandatory_timeout=REFRESH_MANDATORY_SECONDS,
     )
+
+
+class _Failed:
+    """The last renewal that failed, if any: when, why, and whether it was in the mandatory
+    window. Only botocore's refresh lock's holder touches it."""
+
+    def __init__(self) -> None:
+        self.problem = ""
+        self.at = 0.0
+        self.mandatory = False
+
+    def may_retry(self, now: float, *, mandatory: bool) -> bool:
+        return now - self.at >= RENEW_PAUSE or (mandatory and not self.mandatory)
+
+    def record(self, now: float, problem: str, *, mandatory: bool) -> None:
+        self.problem, self.at, self.mandatory = problem, now, mandatory
 
 
 def client_config(settings: Settings) -> Config:
@@ -181,8 +279,12 @@ def secretsmanager(sess: boto3.session.Session, settings: Settings) -> SecretsMa
         region_name=settings.region,
         config=client_config(settings),
         endpoint_url=settings.endpoints.get("secretsmanager"),
+        verify=tls.botocore_verify(
+            settings.ca_bundle, sess._session.get_config_variable("ca_bundle")
+        ),
     )
     limiter.stop_retrying_quotas(client)  # final at once, whatever the retry mode
+    tls.refuse_retries(client, settings.ca_bundle, AwsError)
     if settings.retry_mode == "paced":
         limiter.install(client, limiter.Pacer())
     return client
@@ -203,15 +305,24 @@ def _ambient(
         keyed = _isolated_core()
         keyed.set_credentials(key_id, secret_key, token)
         return keyed
+    # What a self-hosted runner's host has and this container cannot reach is said as such
+    # (self_hosted.py), not as "no credentials".
+    missing = self_hosted.token_file_missing(env)
+    if missing is not None:
+        raise missing
     try:
         ambient = botocore.session.Session()
         ambient.set_config_variable("region", settings.region)
         found = ambient.get_credentials()
         if found is None:
+            hop_limit = self_hosted.imds_hop_limit(env)
+            if hop_limit is not None:
+                raise hop_limit
             return None
         frozen = found.get_frozen_credentials()
     except BotoCoreError as exc:
-        raise explain.ambient_failed(exc) from None
+        unreachable = self_hosted.endpoint_unreachable(env, type(exc).__name__)
+        raise (unreachable or explain.ambient_failed(exc)) from None
     runner.add_masks(s for s in (frozen.secret_key, frozen.token) if s)
     return ambient
 
@@ -248,12 +359,15 @@ def _sts_client(
     # the global endpoint is a single region's, and a token or credentials sent there from
     # another region fail when that region is down. (A botocore setting: boto3 has no say.)
     core.set_config_variable("sts_regional_endpoints", "regional")
-    return _sdk(core, settings).client(
+    client = _sdk(core, settings).client(
         "sts",
         region_name=settings.region,
         config=config,
         endpoint_url=settings.endpoints.get("sts"),
+        verify=tls.botocore_verify(settings.ca_bundle, core.get_config_variable("ca_bundle")),
     )
+    tls.refuse_retries(client, settings.ca_bundle, CredentialsError)
+    return client
 
 
 def sts_endpoint(settings: Settings) -> str:
@@ -275,13 +389,16 @@ def _assume_with_web_identity(
     retry: oidc.Retry = STS_RETRY,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
-) -> CredentialsTypeDef:
+) -> tuple[CredentialsTypeDef, str]:
+    """The role's credentials and the assumed role's ARN (AssumedRoleUser.Arn)."""
     role = settings.role_to_assume or ""
     client = _sts_client(_isolated_core(), settings, unsigned=True, attempts=1)
     timeout = min(TOKEN_TIMEOUT_CAP, settings.timeout_seconds)
     last = ""
     for attempt in range(retry.attempts):
-        token = oidc.fetch_token(env, settings.audience, runner, timeout=timeout)
+        token = oidc.fetch_token(
+            env, settings.audience, runner, timeout=timeout, ca_bundle=settings.ca_bundle
+        )
         try:
             answer = client.assume_role_with_web_identity(
                 RoleArn=role,
@@ -289,7 +406,7 @@ def _assume_with_web_identity(
                 WebIdentityToken=token.value,
                 DurationSeconds=settings.role_duration_seconds,
             )
-            return answer["Credentials"]
+            return answer["Credentials"], answer["AssumedRoleUser"]["Arn"]
         except ClientError as exc:
             code, status, message = explain.error_of(exc, token.value)
             if not explain.worth_a_fresh_token(code, status, message):
@@ -311,7 +428,7 @@ def _assume_with_web_identity(
 
 def _assume_with_ambient(
     settings: Settings, ambient: botocore.session.Session
-) -> CredentialsTypeDef:
+) -> tuple[CredentialsTypeDef, str]:
     # Signed with the same credentials on every attempt, so botocore may retry it itself.
     client = _sts_client(ambient, settings, unsigned=False, attempts=STS_RETRY.attempts)
     try:
@@ -324,4 +441,4 @@ def _assume_with_ambient(
         raise explain.chaining_refused(settings, exc, STS_RETRY.attempts) from None
     except (BotoConnectionError, HTTPClientError) as exc:
         raise explain.sts_unreachable(client.meta.endpoint_url, exc) from None
-    return answer["Credentials"]
+    return answer["Credentials"], answer["AssumedRoleUser"]["Arn"]

@@ -109,6 +109,19 @@ def _audience(name: str, text: str) -> str:
     return text.strip()
 
 
+def account_ids(name: str, text: str) -> tuple[str, ...]:
+    """AWS account IDs, separated by commas or newlines; empty: no guard."""
+    words = [w.strip() for w in re.split(r"[,\n]", text) if w.strip()]
+    for word in words:
+        if not re.fullmatch(r"[0-9]{12}", word, re.ASCII):
+            raise bad_input(
+                name,
+                f"{word!r} is not an AWS account ID.",
+                "give 12-digit account IDs, separated by commas or newlines.",
+            )
+    return tuple(dict.fromkeys(words))
+
+
 def parse_values(text: str) -> dict[str, str]:
     """The `values` input: a JSON object of strings. Errors name keys, never values."""
 
@@ -262,6 +275,20 @@ INPUTS: tuple[Input, ...] = (
         "sts.amazonaws.com",
         "Audience of the OIDC token.",
         _audience,
+    ),
+    Input(
+        "allowed-account-ids",
+        "",
+        "AWS account IDs (comma- or newline-separated) the credentials must belong to; the run "
+        "stops before any Secrets Manager call when they belong to another. Empty: any account.",
+        account_ids,
+    ),
+    Input(
+        "ca-bundle",
+        "",
+        "Workspace path of a PEM file of CA certificates to trust besides the public roots, "
+        "for GitHub's token service and AWS (a TLS-inspecting proxy, a private endpoint).",
+        optional,  # load_settings resolves it inside the workspace and reads it
     ),
     Input(
         "name-prefix",

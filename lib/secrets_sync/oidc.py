@@ -14,7 +14,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from . import tls
 from .errors import CredentialsError
 from .runner import Runner
 
@@ -173,9 +175,11 @@ def fetch_token(
     retry: Retry = TOKEN_RETRY,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    ca_bundle: Path | None = None,
 ) -> Token:
     """GET the token for `audience`. Connection errors, timeouts and 5xx are retried within
-    `retry`; any other answer is final. Raises CredentialsError, naming the fix."""
+    `retry`; any other answer (and a certificate not trusted) is final. Raises
+    CredentialsError, naming the fix. Proxies: urllib's, from HTTPS_PROXY/NO_PROXY (any case)."""
     request_url = env.get(REQUEST_URL, "").strip()
     bearer = env.get(REQUEST_TOKEN, "").strip()
     runner.add_mask(bearer)
@@ -196,10 +200,15 @@ def fetch_token(
             "User-Agent": USER_AGENT,
         },
     )
+    ctx = tls.context(ca_bundle)
+    # build_opener keeps the default handlers, the environment's proxies among them.
+    opener = urllib.request.build_opener(
+        *([urllib.request.HTTPSHandler(context=ctx)] if ctx else [])
+    )
     last = ""
     for attempt in range(retry.attempts):
         try:
-            return _attempt(request, timeout, runner, host, audience)
+            return _attempt(opener, request, timeout, runner, host, audience, ca_bundle)
         except _Transient as exc:
             last = str(exc)
         if attempt + 1 < retry.attempts:
@@ -213,10 +222,16 @@ def fetch_token(
 
 
 def _attempt(
-    request: urllib.request.Request, timeout: float, runner: Runner, host: str, audience: str
+    opener: urllib.request.OpenerDirector,
+    request: urllib.request.Request,
+    timeout: float,
+    runner: Runner,
+    host: str,
+    audience: str,
+    ca_bundle: Path | None,
 ) -> Token:
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        with opener.open(request, timeout=timeout) as answer:
             body = answer.read(_MAX_BODY)
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -238,12 +253,16 @@ def _attempt(
         ) from None
     except TimeoutError:
         raise _Transient(f"last: no answer within {timeout:g} s") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise _Transient(f"last: no answer within {timeout:g} s") from None
-        raise _Transient(f"last: {type(reason).__name__}") from None
     except (OSError, http.client.HTTPException) as exc:
+        failure = tls.certificate_failure(exc)
+        if failure is not None:
+            # Final: every attempt would meet the same certificate.
+            raise CredentialsError("ca-bundle", *tls.untrusted(host, failure, ca_bundle)) from None
+        if isinstance(exc, urllib.error.URLError):
+            reason = exc.reason
+            if isinstance(reason, TimeoutError):
+                raise _Transient(f"last: no answer within {timeout:g} s") from None
+            raise _Transient(f"last: {type(reason).__name__}") from None
         raise _Transient(f"last: {type(exc).__name__}") from None
 
     try:

@@ -54,6 +54,8 @@ class Settings:
     only: tuple[str, ...] = ()  # `only` patterns; empty: every secret of the mapping
     on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"
     rollback: bool = False
+    allowed_account_ids: tuple[str, ...] = ()  # empty: any account
+    ca_bundle: Path | None = None  # a PEM file checked by load_settings
     # The audit trail: the run's URL (with its attempt) and commit, tagged on every write.
     run_url: str | None = None
     commit: str | None = None
@@ -96,6 +98,8 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         fields["eso_manifests"] = _workspace_path(
             "eso-manifests", fields["eso_manifests"], workspace
         )
+    if fields["ca_bundle"] is not None:
+        fields["ca_bundle"] = _ca_bundle(fields["ca_bundle"], workspace)
     if fields["only"] and fields["prune"]:
         raise bad_input(
             "only",
@@ -127,6 +131,38 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         run_url=run_url(env, repository),
         commit=_commit(env),
     )
+
+
+def _ca_bundle(text: str, workspace: Path) -> Path:
+    """The `ca-bundle` file: in the workspace, readable, and PEM certificates that OpenSSL loads
+    (checked here, so that a bad file is an input error and not a failed connection)."""
+    import ssl
+
+    path = _workspace_path("ca-bundle", text, workspace)
+    fix = "give the workspace path of a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)."
+    try:
+        pem = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise bad_input(
+            "ca-bundle",
+            f"{text!r} does not exist in the workspace.",
+            "check the path, and that the job checks out the repository (actions/checkout) "
+            "or writes the file before this step.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad_input(
+            "ca-bundle", f"{text!r} cannot be read ({type(exc).__name__}).", fix
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise bad_input("ca-bundle", f"{text!r} holds no PEM certificate.", fix)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise bad_input(
+            "ca-bundle", f"{text!r} is not a readable PEM bundle ({reason}).", fix
+        ) from None
+    return path
 
 
 def _mapping_text(inline: str, file_text: str, workspace: Path) -> tuple[str, str]:
