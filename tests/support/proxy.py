@@ -116,6 +116,9 @@ class Model(Protocol):
     def answered(self, call: Call, payload: bytes) -> bytes:
         """The body AWS would give for a call moto answered with 200."""
 
+    def failed(self, call: Call, status: int, payload: bytes) -> tuple[int, bytes] | None:
+        """(status, body) AWS would give for a call moto failed; None where AWS fails it too."""
+
 
 class AwsProxy:
     def __init__(
@@ -245,12 +248,15 @@ class AwsProxy:
             self._record(replace(call, status=late, forwarded=True))
             self._fault(handler, late, call)
             return
-        if answer.status == 200 and self.model is not None:
+        status = answer.status
+        if status == 200 and self.model is not None:
             payload = self.model.answered(call, payload)
+        elif self.model is not None:
+            status, payload = self.model.failed(call, status, payload) or (status, payload)
         if faults.rewrite is not None and call.service != "other":
             payload = faults.rewrite(call, payload)
-        self._record(replace(call, status=answer.status, forwarded=True))
-        handler.send_response(answer.status)
+        self._record(replace(call, status=status, forwarded=True))
+        handler.send_response(status)
         for key, value in answer.getheaders():
             if key.lower() not in HOP_HEADERS | {"content-length"}:
                 handler.send_header(key, value)
