@@ -63,6 +63,45 @@ class TokenBucket:
         return True
 
 
+# Secrets Manager's request quotas per account and Region, as the user guide's quotas page
+# (reference_limits) lists them: calls a second, and the operations each one counts together.
+# None of them can be raised. The page gives CreateSecret and DeleteSecret rates of their own;
+# they are taken as 50 here, as lib/secrets_sync/limiter.py takes them.
+AWS_QUOTAS: tuple[tuple[float, frozenset[str]], ...] = (
+    (
+        50,
+        frozenset(
+            {
+                "PutSecretValue",
+                "RemoveRegionsFromReplication",
+                "ReplicateSecretToRegions",
+                "StopReplicationToReplica",
+                "UpdateSecret",
+                "UpdateSecretVersionStage",
+            }
+        ),
+    ),
+    (50, frozenset({"TagResource", "UntagResource"})),
+    (50, frozenset({"RestoreSecret"})),
+    (50, frozenset({"RotateSecret", "CancelRotateSecret"})),
+    (50, frozenset({"CreateSecret"})),
+    (50, frozenset({"DeleteSecret"})),
+    (100, frozenset({"BatchGetSecretValue"})),
+    (100, frozenset({"ListSecrets"})),
+    (10_000, frozenset({"DescribeSecret", "GetSecretValue"})),
+)
+
+
+def quota_buckets(burst_seconds: float, scale: float = 1.0) -> tuple[TokenBucket, ...]:
+    """A token bucket per quota group of AWS_QUOTAS, its rate times `scale` (below 1: a tight
+    account, reached by a test in few calls), holding `burst_seconds` of that rate (at least one
+    call) and starting full: AWS does not document its burst."""
+    return tuple(
+        TokenBucket(rate * scale, max(1.0, rate * scale * burst_seconds), operations)
+        for rate, operations in AWS_QUOTAS
+    )
+
+
 @dataclass
 class Faults:
     """What to break. Rates are per request; `rule` decides a status for a given call."""
@@ -84,6 +123,7 @@ class Faults:
     # an STS Expiration brought near, to reach a refresh without waiting for it).
     rewrite: Callable[[Call, bytes], bytes] | None = None
     bucket: TokenBucket | None = None
+    buckets: tuple[TokenBucket, ...] = ()  # more quotas, one bucket per group (quota_buckets)
     seed: int = 7
     rng: random.Random = field(init=False)
 
@@ -275,9 +315,10 @@ class AwsProxy:
                 return status
         with self._lock:
             roll = faults.rng.random()
-            bucket = faults.bucket
-            if bucket and call.operation in bucket.operations and not bucket.take(time.monotonic()):
-                return 400
+            now = time.monotonic()
+            for bucket in (faults.bucket, *faults.buckets):
+                if bucket and call.operation in bucket.operations and not bucket.take(now):
+                    return 400
         if roll < faults.throttle_rate:
             return 400
         if roll < faults.throttle_rate + faults.error_rate:
