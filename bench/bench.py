@@ -19,11 +19,12 @@ that jsonschema imports at start-up), whose boto3 the loop uses too; ours runs t
 ENTRYPOINT command.
 Peak RSS is our process's high-water mark (VmHWM).
 
-Where N <= 100 our side runs each scenario --repeat times (default 3) and the run of median wall
-time is shown: such a run lasts about half a second, so one busy moment on the machine would
-swing it by a third. The loop runs once: it lasts 10 to 100 times longer, so the same moment
-moves it by a few per cent. "speed-up" is the loop's wall time over ours, both launch to exit;
-"after start-up" compares them from each one's first request to its exit.
+Where N <= 100 our side runs each scenario --repeat times (default 3), and the no-op so at every
+N, and the run of median wall time is shown: such a run lasts about half a second, so one busy
+moment on the machine would swing it by a third. The loop runs once: it lasts 10 to 100 times
+longer, so the same moment moves it by a few per cent. "speed-up" is the loop's wall time over
+ours, both launch to exit; "after start-up" compares them from each one's first request to its
+exit.
 """
 
 # ruff: noqa: RUF001 - the table prints speed-ups with a multiplication sign
@@ -145,21 +146,23 @@ class Bench:
             raise SystemExit(f"baseline {scenario} of {n} went wrong:\n{child.stderr}")
         return child
 
-    def series(self, side: Side, n: int, repeat: int) -> dict[str, Child]:
-        """Each scenario `repeat` times from the state it needs; the run of median wall time."""
+    def series(self, side: Side, n: int, repeat: int, noops: int | None = None) -> dict[str, Child]:
+        """Each scenario `repeat` times (the no-op `noops` times) from the state it needs; the
+        run of median wall time."""
         runs: dict[str, list[Child]] = {s: [] for s in SCENARIOS}
         for _ in range(repeat):
             harness.reset_moto(self.moto_url)
             runs["create"].append(side(n, "create", "c"))
         for k in range(repeat):
             runs["update-all"].append(side(n, "update-all", f"u{k}"))
-        for _ in range(repeat):
+        for _ in range(repeat if noops is None else noops):
             runs["no-op"].append(side(n, "no-op", f"u{repeat - 1}"))
         return {s: sorted(r, key=lambda c: c.wall)[(len(r) - 1) // 2] for s, r in runs.items()}
 
     def configuration(self, n: int, latency_ms: int, args: argparse.Namespace) -> list[Row]:
         self.proxy.faults.latency = latency_ms / 1000
-        ours = self.series(self.ours, n, args.repeat if n <= 100 else 1)
+        # A no-op lasts about a second at any N: it runs `repeat` times at every N.
+        ours = self.series(self.ours, n, args.repeat if n <= 100 else 1, noops=args.repeat)
         sample = args.baseline_sample
         base_n = n if sample is None or n <= sample else sample
         base = self.series(self.baseline, base_n, 1)

@@ -357,10 +357,11 @@ def test_a_secret_without_a_value_among_thirty_is_filled_and_nothing_else_is_wri
         if i != 17:  # not one new version on the others
             now = sm.describe_secret(SecretId=f"nov/s{i:02d}")
             assert now["VersionIdsToStages"] == before[i]["VersionIdsToStages"]
-    # Read fresh, one secret at a time, where the batch could not answer for it.
+    # Read alone where the batch by name could not answer for it, and not batched again by ARN.
     assert [c.secret_id for c in proxy.calls if c.operation == "GetSecretValue"].count(
         before[17]["ARN"]
     ) == 1
+    assert [c.operation for c in proxy.calls].count("BatchGetSecretValue") == 2
     assert_run_clean(run, env.values())
 
     proxy.reset()
