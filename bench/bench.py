@@ -19,11 +19,12 @@ that jsonschema imports at start-up), whose boto3 the loop uses too; ours runs t
 ENTRYPOINT command.
 Peak RSS is our process's high-water mark (VmHWM).
 
-Where N <= 100 our side runs each scenario --repeat times (default 3) and the run of median wall
-time is shown: such a run lasts about half a second, so one busy moment on the machine would
-swing it by a third. The loop runs once: it lasts 10 to 100 times longer, so the same moment
-moves it by a few per cent. "speed-up" is the loop's wall time over ours, both launch to exit;
-"after start-up" compares them from each one's first request to its exit.
+Where N <= 100 our side runs each scenario --repeat times (default 3), and the no-op so at every
+N, and the run of median wall time is shown: such a run lasts about half a second, so one busy
+moment on the machine would swing it by a third. The loop runs once: it lasts 10 to 100 times
+longer, so the same moment moves it by a few per cent. "speed-up" is the loop's wall time over
+ours, both launch to exit; "after start-up" compares them from each one's first request to its
+exit.
 """
 
 # ruff: noqa: RUF001 - the table prints speed-ups with a multiplication sign
@@ -102,6 +103,7 @@ class Bench:
         self.runtime: harness.Runtime = args.runtime
         self.max_concurrency = args.max_concurrency
         self.runs = 0
+        self.compared: list[str] = []  # --against's rows
 
     def _dir(self) -> Path:
         self.runs += 1
@@ -109,7 +111,9 @@ class Bench:
         path.mkdir(parents=True)
         return path
 
-    def ours(self, n: int, scenario: str, generation: str) -> Child:
+    def ours(
+        self, n: int, scenario: str, generation: str, command: Sequence[str] | None = None
+    ) -> Child:
         work = self._dir()
         mapping = "\n".join(f"{name}: V{name[1:]}" for name in names(n))
         inputs = {
@@ -118,12 +122,27 @@ class Bench:
             "max-concurrency": str(self.max_concurrency),
         }
         child = harness.run_action(
-            self.runtime.command(), self.proxy, work, inputs, values(n, generation)
+            command or self.runtime.command(), self.proxy, work, inputs, values(n, generation)
         )
         done = json.loads(child.outputs.get(EXPECT[scenario], "[]"))
         if len(done) != n:
             raise SystemExit(f"our {scenario} of {n} went wrong:\n{child.stdout}\n{child.stderr}")
         return child
+
+    def against(self, n: int, latency_ms: int, generation: str, args: argparse.Namespace) -> str:
+        """The no-op by this checkout and by --against's, alternately, `repeat` times each, in
+        the same state: a busy machine slows both alike. Their medians from first request."""
+        other = [self.runtime.python, str(Path(args.against).absolute() / "entrypoint.py")]
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(args.repeat):
+            for command, into in ((None, ours), (other, theirs)):
+                child = self.ours(n, "no-op", generation, command)
+                into.append(child.wall - (child.startup or 0.0))
+        return (
+            f"| {n} | {latency_ms} ms | {statistics.median(ours):.2f} "
+            f"| {statistics.median(theirs):.2f} | {args.repeat} |"
+        )
 
     def baseline(self, n: int, scenario: str, generation: str) -> Child:
         work = self._dir()
@@ -145,21 +164,26 @@ class Bench:
             raise SystemExit(f"baseline {scenario} of {n} went wrong:\n{child.stderr}")
         return child
 
-    def series(self, side: Side, n: int, repeat: int) -> dict[str, Child]:
-        """Each scenario `repeat` times from the state it needs; the run of median wall time."""
+    def series(self, side: Side, n: int, repeat: int, noops: int | None = None) -> dict[str, Child]:
+        """Each scenario `repeat` times (the no-op `noops` times) from the state it needs; the
+        run of median wall time."""
         runs: dict[str, list[Child]] = {s: [] for s in SCENARIOS}
         for _ in range(repeat):
             harness.reset_moto(self.moto_url)
             runs["create"].append(side(n, "create", "c"))
         for k in range(repeat):
             runs["update-all"].append(side(n, "update-all", f"u{k}"))
-        for _ in range(repeat):
+        for _ in range(repeat if noops is None else noops):
             runs["no-op"].append(side(n, "no-op", f"u{repeat - 1}"))
         return {s: sorted(r, key=lambda c: c.wall)[(len(r) - 1) // 2] for s, r in runs.items()}
 
     def configuration(self, n: int, latency_ms: int, args: argparse.Namespace) -> list[Row]:
         self.proxy.faults.latency = latency_ms / 1000
-        ours = self.series(self.ours, n, args.repeat if n <= 100 else 1)
+        # A no-op lasts about a second at any N: it runs `repeat` times at every N.
+        repeat = args.repeat if n <= 100 else 1
+        ours = self.series(self.ours, n, repeat, noops=args.repeat)
+        if args.against:
+            self.compared.append(self.against(n, latency_ms, f"u{repeat - 1}", args))
         sample = args.baseline_sample
         base_n = n if sample is None or n <= sample else sample
         base = self.series(self.baseline, base_n, 1)
@@ -248,6 +272,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="interpreter for both sides, with boto3; ours runs the checkout's entrypoint "
         "(default: the image's environment, built from the Dockerfile)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="another checkout (e.g. `git archive main`): its no-op alternates with ours, "
+        "--repeat times each, and both medians from first request are printed",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -280,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench.configuration(n, latency_ms, args)
     reference.append(harness.cpu_reference())
     text = table(rows)
+    if bench.compared:
+        text += (
+            f"\nNo-op, from first request to exit, median s: this checkout and {args.against}, "
+            "run alternately\n\n| N | latency | ours | against | runs each |\n"
+            "|---:|---:|---:|---:|---:|\n" + "\n".join(bench.compared) + "\n"
+        )
     notes = verdicts(rows)
     notes.append(
         "CPU reference (a fixed Python loop; lower is faster): "

@@ -18,7 +18,7 @@ import pytest
 
 from secrets_sync.credentials import MAX_ATTEMPTS
 from tests.support.action import OURS, REPOSITORY, WRITES, assert_run_clean
-from tests.support.proxy import Call, Faults, TokenBucket
+from tests.support.proxy import AWS_QUOTAS, Call, Faults, TokenBucket, quota_buckets
 
 READS = {"ListSecrets", "BatchGetSecretValue", "GetSecretValue", "DescribeSecret"}
 
@@ -123,6 +123,22 @@ def test_creates_against_a_token_bucket_all_land_once(action, proxy, sm):
     for i in range(n):
         assert value(sm, f"f/b{i:02}") == {f"B{i:02}": env[f"B{i:02}"]}
         assert len(versions(sm, f"f/b{i:02}")) == 1
+    assert run.errors == []
+    assert_run_clean(run, env.values())
+
+
+def test_creates_updates_and_tags_against_every_quota_group_all_land_once(action, proxy, sm):
+    # Each of AWS's quota groups its own bucket (bench/quota.py measures the same at full
+    # rate), here at a tenth of the rate, so that creates, value writes and tag writes each run
+    # their bucket dry: each kind must be paced on its own, and none lost or written twice.
+    mapping, env, expected = mixed_workload(sm, 12)
+    proxy.faults = Faults(buckets=quota_buckets(0.05, scale=0.1))
+    run = action({"secrets": mapping, "name-prefix": "f/", "max-concurrency": "16"}, env=env)
+    assert run.returncode == 0, run.stdout
+    refused = {c.operation for c in proxy.calls if c.status == 400}
+    groups = [ops for _, ops in AWS_QUOTAS if ops & refused]
+    assert len(groups) >= 2, refused  # more than one bucket ran dry, each on its own calls
+    assert_workload_right(sm, run, env, expected)
     assert run.errors == []
     assert_run_clean(run, env.values())
 

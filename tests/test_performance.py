@@ -107,6 +107,57 @@ def test_values_are_read_while_the_listing_runs(action, proxy, sm):
     assert proxy.peak() == 2
 
 
+def test_listing_pages_go_out_side_by_side_unless_a_prune_needs_them_all(action, proxy, sm):
+    seed(sm, 250)
+    proxy.faults.latency = 0.1  # long enough that the listings overlap at the proxy
+    run = action(inputs(250, **{"max-concurrency": "8"}), env=values(250))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(run.json("unchanged")) == 250
+    listed = [c.body for c in proxy.calls if c.operation == "ListSecrets"]
+    # s0000-s0099, s0100-s0199, s0200-s0249: three prefixes, each a page, all at once.
+    assert sorted(b["Filters"][0]["Values"][0] for b in listed) == [
+        f"{PREFIX}s00",
+        f"{PREFIX}s01",
+        f"{PREFIX}s02",
+    ]
+    assert proxy.peak("ListSecrets") == 3
+    assert calls_by_kind(proxy)["BatchGetSecretValue"] == 13
+
+    # A prune needs everything under the name prefix: one listing, its pages one after another.
+    proxy.reset()
+    pruned = action(inputs(250, prune="true"), env=values(250))
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert len(pruned.json("unchanged")) == 250
+    listed = [c.body for c in proxy.calls if c.operation == "ListSecrets"]
+    assert [b["Filters"][0]["Values"][0] for b in listed] == [PREFIX] * 3
+    assert proxy.peak("ListSecrets") == 1
+
+
+@pytest.mark.parametrize(
+    ("names", "prefixes"),
+    [
+        ([], ["p/"]),
+        ([f"p/s{i:04d}" for i in range(100)], ["p/"]),  # a page's worth: one listing
+        ([f"p/s{i:04d}" for i in range(101)], ["p/s00", "p/s01"]),
+        ([f"p/s{i:04d}" for i in range(1000)], [f"p/s0{k}" for k in range(10)]),
+        # Too thin a spread (a split would cost more than twice the pages): listed as one.
+        ([f"p/{c}{i}" for c in "abcdefghijklmnopqrstuvwxyz" for i in range(5)], ["p/"]),
+        # A name that is the prefix of the others: one listing shows them all.
+        (["p/db", *[f"p/db{i:03d}" for i in range(150)]], ["p/db"]),
+        # Names not under the prefix are not looked for here.
+        (["q/x", *[f"p/s{i:04d}" for i in range(50)]], ["p/"]),
+    ],
+)
+def test_listing_prefixes_cover_every_name_with_a_page_or_so_each(names, prefixes):
+    from secrets_sync.state import listing_prefixes
+
+    got = listing_prefixes("p/", names)
+    assert got == prefixes
+    for name in names:
+        if name.startswith("p/"):
+            assert any(name.startswith(p) for p in got), name
+
+
 def test_create_run_reads_each_name_once_and_nothing_more(action, proxy, sm):
     # On a first sync the read by name finds nothing; no secret is then read again one by one.
     seed(sm, 5)
@@ -157,7 +208,8 @@ def test_a_thousand_secrets_page_and_batch_right(action, proxy, sm, realaws):
     # Counted by answer: moto at times fails a call under this load, and botocore retries it.
     created_ok = [c for c in proxy.calls if c.operation == "CreateSecret" and c.status == 200]
     assert len(created_ok) == n
-    assert proxy.ops().count("ListSecrets") == 1
+    # One listing per hundred names (below), even with nothing there yet: all side by side.
+    assert proxy.ops().count("ListSecrets") == 10
 
     realaws.settle()  # minutes later: ListSecrets shows them (tests/test_sync.py: before that)
     proxy.reset()
@@ -173,8 +225,12 @@ def test_a_thousand_secrets_page_and_batch_right(action, proxy, sm, realaws):
     assert kinds["BatchGetSecretValue"] == 50
     pages = [c.body for c in proxy.calls if c.operation == "ListSecrets"]
     assert all(page["MaxResults"] == 100 for page in pages)
-    assert "NextToken" not in pages[0]
-    assert len({page["NextToken"] for page in pages[1:]}) == 9
+    # Ten hundreds of names, each listed under its own prefix, not one chain of ten pages
+    # each waiting for the NextToken of the one before.
+    assert sorted(page["Filters"][0]["Values"][0] for page in pages) == [
+        f"{PREFIX}s0{k}" for k in range(10)
+    ]
+    assert all("NextToken" not in page for page in pages)
     read = [
         name
         for c in proxy.calls

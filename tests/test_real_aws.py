@@ -117,18 +117,32 @@ def test_listing_lags_behind_new_secrets_and_shows_no_replication_status(proxy, 
     assert sorted(listed()) == ["fresh", "old"]
 
 
-def test_a_batch_read_reports_a_secret_with_no_value_on_its_own(proxy, sm):
+def test_a_batch_read_naming_a_secret_without_a_value_fails_for_that_secret_alone(
+    proxy, sm, realaws
+):
     via = client(proxy.url)
-    sm.create_secret(Name="empty")  # no value: no version holds AWSCURRENT
-    sm.create_secret(Name="full", SecretString="x")
+    sm.create_secret(Name="full", SecretString="full-real-canary")
+    sm.create_secret(Name="bin", SecretBinary=b"\x00\x01bin-real-canary")
+    sm.create_secret(Name="empty")  # Terraform's secret without a version
+    names = ["full", "empty", "bin", "missing"]
     with pytest.raises(ClientError) as caught:
-        via.get_secret_value(SecretId="empty")
+        sm.batch_get_secret_value(SecretIdList=names)
+    assert code_of(caught) == "ResourceNotFoundException"  # moto fails the whole call
+    answer = via.batch_get_secret_value(SecretIdList=names)  # AWS: per secret
+    got = {v["Name"]: v for v in answer["SecretValues"]}
+    assert got["full"]["SecretString"] == "full-real-canary"
+    assert got["bin"]["SecretBinary"] == b"\x00\x01bin-real-canary"
+    assert got["full"]["VersionStages"] == ["AWSCURRENT"]
+    assert got["full"]["VersionId"] in sm.describe_secret(SecretId="full")["VersionIdsToStages"]
+    errors = {e["SecretId"]: e for e in answer["Errors"]}
+    assert sorted(errors) == ["empty", "missing"]
+    assert errors["empty"]["ErrorCode"] == "ResourceNotFoundException"
+    assert "staging label: AWSCURRENT" in errors["empty"]["Message"]
+
+    realaws.batch_errors_per_secret = False  # moto's reading, which the reads must survive too
+    with pytest.raises(ClientError) as caught:
+        via.batch_get_secret_value(SecretIdList=names)
     assert code_of(caught) == "ResourceNotFoundException"
-    answer = via.batch_get_secret_value(SecretIdList=["empty", "full"])
-    assert [v["Name"] for v in answer["SecretValues"]] == ["full"]
-    assert [(e["SecretId"], e["ErrorCode"]) for e in answer["Errors"]] == [
-        ("empty", "ResourceNotFoundException")
-    ]
 
 
 # Replicas ---------------------------------------------------------------------------------
@@ -308,6 +322,56 @@ def test_a_create_over_a_planned_deletion_restores_and_writes(action, proxy, rea
     assert_run_clean(run, ["new-canary", "old-canary"])
 
 
+# Under AWS's documented answer (an entry in Errors) and moto's (the whole call fails) alike.
+@pytest.mark.parametrize("per_secret", [True, False], ids=["aws-errors", "moto-fails-call"])
+@pytest.mark.parametrize("tags", [OURS, []], ids=["ours-lost-its-value", "terraforms"])
+def test_a_secret_without_a_value_among_thirty_is_filled_and_nothing_else_is_written(
+    action, proxy, sm, realaws, per_secret, tags
+):
+    realaws.batch_errors_per_secret = per_secret
+    env = {f"V{i:02d}": f"v{i:02d}-nov-canary" for i in range(31)}
+    mapping = "\n".join(f"s{i:02d}: V{i:02d}" for i in range(31))
+    inputs = {"secrets": mapping, "name-prefix": "nov/"}
+    for i in range(31):
+        if i != 17:
+            sm.create_secret(
+                Name=f"nov/s{i:02d}",
+                SecretString=json.dumps({f"V{i:02d}": env[f"V{i:02d}"]}),
+                Tags=OURS,
+            )
+    # In the second batch of 20: a chunk whose other 19 secrets must still be read.
+    sm.create_secret(Name="nov/s17", Tags=tags)  # exists, no version: no AWSCURRENT
+    before = {i: sm.describe_secret(SecretId=f"nov/s{i:02d}") for i in range(31)}
+
+    run = action(inputs, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.json("updated") == ["nov/s17"]
+    assert len(run.json("unchanged")) == 30
+    assert run.json("created") == []
+    writes = [(c.operation, c.secret_id) for c in proxy.calls if c.operation in WRITES]
+    ids = {before[17]["ARN"], "nov/s17"}
+    assert [op for op, sid in writes if sid in ids].count("PutSecretValue") == 1
+    assert {sid for _, sid in writes} <= ids  # the others untouched
+    assert value(sm, "nov/s17") == {"V17": env["V17"]}
+    for i in range(31):
+        if i != 17:  # not one new version on the others
+            now = sm.describe_secret(SecretId=f"nov/s{i:02d}")
+            assert now["VersionIdsToStages"] == before[i]["VersionIdsToStages"]
+    # Read alone where the batch by name could not answer for it, and not batched again by ARN.
+    assert [c.secret_id for c in proxy.calls if c.operation == "GetSecretValue"].count(
+        before[17]["ARN"]
+    ) == 1
+    assert [c.operation for c in proxy.calls].count("BatchGetSecretValue") == 2
+    assert_run_clean(run, env.values())
+
+    proxy.reset()
+    again = action(inputs, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(again.json("unchanged")) == 31
+    assert [c.operation for c in proxy.calls if c.operation in WRITES] == []
+    assert_run_clean(again, env.values())
+
+
 def test_the_tag_limit_counts_the_tags_an_adopted_secret_has(action, proxy, sm):
     tags = [{"Key": f"T{n}", "Value": "v"} for n in range(49)]
     sm.create_secret(Name="app/key", SecretString='{"K":"old-canary"}', Tags=tags)
@@ -342,6 +406,7 @@ def test_the_index_names_every_rule_and_patch_of_the_layer_and_nothing_else():
         *proxy_rules.RULES,
         proxy_rules.RealAws.secrets_over_the_quota,
         proxy_rules.RealAws.lagging_listing,
+        proxy_rules.RealAws.batch_reads_fail_per_secret,
         *(ours for _, _, ours in moto_patches.PATCHES),
     ]
     assert sorted(f.__qualname__ for f in indexed) == sorted(f.__qualname__ for f in in_code)

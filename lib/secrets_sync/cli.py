@@ -267,6 +267,7 @@ def sync(
                 replicated=[
                     d.name for d in desired if d.spec.replica_regions and not settings.rollback
                 ],
+                only=None if settings.prune else names,  # a prune needs all under the prefix
             ),
         )
         if current is None:

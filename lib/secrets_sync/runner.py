@@ -120,8 +120,11 @@ class Runner:
                 )
             order, index = self._redact_order, self._redact_index
             tried = set(self._redact_starred)
-        for start in range(len(text) - _MIN_REDACT + 1):
-            tried.update(index.get(text[start : start + _MIN_REDACT], ()))
+        # The text's distinct openings first, in one comprehension: a no-op's outputs for 1,000
+        # secrets are some 200,000 characters, and a lookup per character cost twice as much.
+        grams = {text[start : start + _MIN_REDACT] for start in range(len(text) - _MIN_REDACT + 1)}
+        for gram in grams.intersection(index):
+            tried.update(index[gram])
         for i in sorted(tried):
             secret = order[i]
             if secret in text:

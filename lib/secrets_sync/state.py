@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -143,6 +143,61 @@ def list_under(client: SecretsManagerClient, prefix: str) -> dict[str, Current]:
         ) from None
 
 
+def listing_prefixes(prefix: str, names: Collection[str]) -> list[str]:
+    """Name prefixes, each starting with `prefix`, whose listings together show every one of
+    `names`: a page's worth of names (or fewer) under each where the names allow it, so that
+    the listing's pages, which follow each other's NextToken, run side by side instead.
+
+    A group of more than a page of names is split by the character after its shared prefix
+    only where that does not cost more than twice the pages it needs (ten groups of a hundred,
+    not a hundred groups of ten); where a name is itself the prefix of others, or the names
+    spread too thin, the group is listed as one. Names not given but under one of the prefixes
+    are listed too, and matter to nobody: only a prune needs everything under `prefix`, and
+    lists it whole."""
+    wanted = sorted({n for n in names if n.startswith(prefix)})
+    out: list[str] = []
+
+    def cover(stem: str, group: list[str]) -> None:
+        while len(group) > PAGE_SIZE and stem not in group:
+            children: dict[str, list[str]] = {}
+            for name in group:
+                children.setdefault(name[: len(stem) + 1], []).append(name)
+            if len(children) == 1:
+                stem = next(iter(children))  # one shared character more: no split yet
+                continue
+            if len(children) > 2 * -(-len(group) // PAGE_SIZE):
+                break
+            for child, members in children.items():
+                cover(child, members)
+            return
+        out.append(stem)
+
+    if wanted:
+        cover(prefix, wanted)
+    return out or [prefix]
+
+
+def list_names(
+    client: SecretsManagerClient,
+    prefix: str,
+    names: Collection[str] | None,
+    executor: ThreadPoolExecutor,
+) -> Callable[[], dict[str, Current]]:
+    """Start listing: everything under `prefix` (names None), or enough of it to show each of
+    `names` (listing_prefixes, their chains of pages run side by side on the executor). The
+    result: a call that waits for every chain and merges what they found."""
+    shards = [prefix] if names is None else listing_prefixes(prefix, names)
+    chains = [executor.submit(list_under, client, shard) for shard in shards]
+
+    def merged() -> dict[str, Current]:
+        found: dict[str, Current] = {}
+        for chain in chains:
+            found.update(chain.result())
+        return found
+
+    return merged
+
+
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -161,13 +216,15 @@ def _with_value(current: Current, got: Any) -> Current:
 
 
 def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Current]:
-    """Values of up to 20 secrets in one call; per-secret errors fall back to GetSecretValue."""
+    """Values of up to 20 secrets in one call. A secret the answer leaves out, or names in
+    Errors, and every secret of a call that failed outright, is read on its own with
+    GetSecretValue: a secret without a value fails the whole call on some endpoints (moto) and
+    only its own entry on others (AWS documents Errors), and either way the others are read."""
     try:
         answer = client.batch_get_secret_value(SecretIdList=[c.arn for c in chunk])
-    except ClientError as exc:
-        if error_code(exc) not in ("AccessDeniedException", "AccessDenied"):
-            raise
-        # Denied for the batch call: the role may still hold GetSecretValue.
+    except ClientError:
+        # Denied for the batch call (the role may still hold GetSecretValue), or a secret of
+        # the chunk has no value: one by one, each secret's own answer says which.
         return [read_value(client, c) for c in chunk]
     by_arn = {v["ARN"]: v for v in answer.get("SecretValues", [])}
     out = []
@@ -178,57 +235,94 @@ def _batch(client: SecretsManagerClient, chunk: Sequence[Current]) -> list[Curre
 
 
 def read_value(client: SecretsManagerClient, current: Current) -> Current:
+    """One secret's current value. A secret with no AWSCURRENT version (created without a
+    value, as Terraform's aws_secretsmanager_secret is, or a create that lost its value) is
+    ResourceNotFoundException to GetSecretValue: it exists and holds no value, which the plan
+    then fills like any value that differs."""
     try:
         got = client.get_secret_value(SecretId=current.arn)
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
-            # Created, but no version yet (or gone since ListSecrets): nothing to compare with.
+            # No version yet (or gone since ListSecrets): nothing to compare with.
             return current
         return replace(current, read_error=f"cannot read the current value ({describe_error(exc)})")
     return _with_value(current, got)
 
 
+@dataclass
+class Prefetched:
+    """BatchGetSecretValue's answers by name: the values found, and the names it could not
+    answer for (an entry in Errors, or a call that failed outright)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    unanswered: set[str] = field(default_factory=set)
+
+
 def prefetch_values(
     client: SecretsManagerClient, names: Sequence[str], executor: ThreadPoolExecutor
-) -> dict[str, Any]:
-    """BatchGetSecretValue by name, run while ListSecrets pages come in: a run whose secrets
-    exist then reads in the listing's round trip, not one after it. Best effort: a name that
-    does not exist, is scheduled for deletion, is denied or whose call failed is simply not in
-    the answer, and read_values reads what the listing shows by ARN."""
+) -> Callable[[], Prefetched]:
+    """Start BatchGetSecretValue by name, 20 names a call, the calls side by side with the
+    listing's: a run whose secrets exist then reads in the listing's round trip, not one after
+    it. The result: a call that waits for the answers. Best effort: a name that does not exist,
+    is scheduled for deletion, is denied or whose call failed is not among the values, and
+    read_values reads what the listing shows by ARN, the unanswered ones one by one."""
 
-    def chunk_values(chunk: Sequence[str]) -> list[Any]:
+    def chunk_values(chunk: Sequence[str]) -> tuple[list[Any], set[str]]:
         try:
             answer = client.batch_get_secret_value(SecretIdList=list(chunk))
         except (ClientError, BotoCoreError):
-            return []
-        return list(answer.get("SecretValues", []))
+            return [], set(chunk)
+        failed = {str(e.get("SecretId")) for e in answer.get("Errors", [])}
+        return list(answer.get("SecretValues", [])), failed
 
-    found: dict[str, Any] = {}
-    for entries in executor.map(chunk_values, _chunks(names, BATCH_SIZE)):
-        found.update((entry["Name"], entry) for entry in entries)
-    return found
+    chunks = [executor.submit(chunk_values, chunk) for chunk in _chunks(names, BATCH_SIZE)]
+
+    def gathered() -> Prefetched:
+        out = Prefetched()
+        for chunk in chunks:
+            entries, failed = chunk.result()
+            out.values.update((entry["Name"], entry) for entry in entries)
+            out.unanswered |= failed
+        return out
+
+    return gathered
 
 
 def read_values(
     client: SecretsManagerClient,
     currents: Iterable[Current],
     executor: ThreadPoolExecutor,
-    prefetched: Mapping[str, Any] | None = None,
+    prefetched: Prefetched | None = None,
 ) -> dict[str, Current]:
     """The values of the given live secrets: from `prefetched` where it holds the same secret
-    (same ARN), the rest in BatchGetSecretValue chunks run in parallel."""
+    (same ARN); where the read by name could not answer for a secret, GetSecretValue; the rest
+    in BatchGetSecretValue chunks by ARN. All of them run in parallel."""
+    prefetched = prefetched or Prefetched()
     out: dict[str, Current] = {}
-    live = []
+    alone, live = [], []
     for current in currents:
         if current.deleted:
             continue
-        got = (prefetched or {}).get(current.name)
+        got = prefetched.values.get(current.name)
         if got is not None and got.get("ARN") == current.arn:
             out[current.name] = _with_value(current, got)
+        elif current.name in prefetched.unanswered:
+            alone.append(current)
         else:
             live.append(current)
+
+    def alone_read(chunk: Sequence[Current]) -> list[Current]:
+        return [read_value(client, chunk[0])]
+
+    def batch_read(chunk: Sequence[Current]) -> list[Current]:
+        return _batch(client, chunk)
+
+    jobs: list[tuple[Callable[[Sequence[Current]], list[Current]], Sequence[Current]]] = [
+        (alone_read, [c]) for c in alone
+    ]
+    jobs += [(batch_read, chunk) for chunk in _chunks(live, BATCH_SIZE)]
     try:
-        for result in executor.map(lambda chunk: _batch(client, chunk), _chunks(live, BATCH_SIZE)):
+        for result in executor.map(lambda job: job[0](job[1]), jobs):
             out.update((c.name, c) for c in result)
     except (ClientError, BotoCoreError) as exc:
         raise AwsError(
@@ -295,18 +389,21 @@ def read_current(
     valued: Sequence[str],
     unvalued: Sequence[str] = (),
     replicated: Collection[str] = (),
+    only: Collection[str] | None = None,
 ) -> dict[str, Current]:
     """What Secrets Manager holds under `prefix`: the values of the `valued` names, only the
     metadata of the `unvalued` ones (a rollback's, which reads no value), and the replicas of
-    the `replicated` ones. Values are asked for by name while the listing runs, so that reading
-    costs no round trip of its own; the listing then decides which of them are ours to use, and
-    a name it lags behind is described."""
-    listing = executor.submit(list_under, client, prefix)
-    prefetched = prefetch_values(client, valued, executor)
-    current = listing.result()
-    unlisted = [n for n in valued if n not in current and n in prefetched]
+    the `replicated` ones. Everything under `prefix` is listed, or, given `only`, enough to
+    show those names (list_names). The listing's chains of pages and the reads of the values
+    by name go out together, none waiting for another; the listing then decides which answers
+    are ours to use, and a name it lags behind is described."""
+    listing = list_names(client, prefix, only, executor)
+    prefetch = prefetch_values(client, valued, executor)
+    current = listing()
+    prefetched = prefetch()
+    unlisted = [n for n in valued if n not in current and n in prefetched.values]
     unlisted += [n for n in unvalued if n not in current]
-    current.update(read_unlisted(client, prefetched, unlisted, executor))
+    current.update(read_unlisted(client, prefetched.values, unlisted, executor))
     to_read = [current[n] for n in valued if n in current]
     current.update(read_values(client, to_read, executor, prefetched))
     with_replicas = [current[n] for n in replicated if n in current and not current[n].deleted]

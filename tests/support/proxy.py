@@ -63,6 +63,45 @@ class TokenBucket:
         return True
 
 
+# Secrets Manager's request quotas per account and Region, as the user guide's quotas page
+# (reference_limits) lists them: calls a second, and the operations each one counts together.
+# None of them can be raised. The page gives CreateSecret and DeleteSecret rates of their own;
+# they are taken as 50 here, as lib/secrets_sync/limiter.py takes them.
+AWS_QUOTAS: tuple[tuple[float, frozenset[str]], ...] = (
+    (
+        50,
+        frozenset(
+            {
+                "PutSecretValue",
+                "RemoveRegionsFromReplication",
+                "ReplicateSecretToRegions",
+                "StopReplicationToReplica",
+                "UpdateSecret",
+                "UpdateSecretVersionStage",
+            }
+        ),
+    ),
+    (50, frozenset({"TagResource", "UntagResource"})),
+    (50, frozenset({"RestoreSecret"})),
+    (50, frozenset({"RotateSecret", "CancelRotateSecret"})),
+    (50, frozenset({"CreateSecret"})),
+    (50, frozenset({"DeleteSecret"})),
+    (100, frozenset({"BatchGetSecretValue"})),
+    (100, frozenset({"ListSecrets"})),
+    (10_000, frozenset({"DescribeSecret", "GetSecretValue"})),
+)
+
+
+def quota_buckets(burst_seconds: float, scale: float = 1.0) -> tuple[TokenBucket, ...]:
+    """A token bucket per quota group of AWS_QUOTAS, its rate times `scale` (below 1: a tight
+    account, reached by a test in few calls), holding `burst_seconds` of that rate (at least one
+    call) and starting full: AWS does not document its burst."""
+    return tuple(
+        TokenBucket(rate * scale, max(1.0, rate * scale * burst_seconds), operations)
+        for rate, operations in AWS_QUOTAS
+    )
+
+
 @dataclass
 class Faults:
     """What to break. Rates are per request; `rule` decides a status for a given call."""
@@ -84,6 +123,7 @@ class Faults:
     # an STS Expiration brought near, to reach a refresh without waiting for it).
     rewrite: Callable[[Call, bytes], bytes] | None = None
     bucket: TokenBucket | None = None
+    buckets: tuple[TokenBucket, ...] = ()  # more quotas, one bucket per group (quota_buckets)
     seed: int = 7
     rng: random.Random = field(init=False)
 
@@ -115,6 +155,9 @@ class Model(Protocol):
 
     def answered(self, call: Call, payload: bytes) -> bytes:
         """The body AWS would give for a call moto answered with 200."""
+
+    def failed(self, call: Call, status: int, payload: bytes) -> tuple[int, bytes] | None:
+        """(status, body) AWS would give for a call moto failed; None where AWS fails it too."""
 
 
 class AwsProxy:
@@ -245,12 +288,15 @@ class AwsProxy:
             self._record(replace(call, status=late, forwarded=True))
             self._fault(handler, late, call)
             return
-        if answer.status == 200 and self.model is not None:
+        status = answer.status
+        if status == 200 and self.model is not None:
             payload = self.model.answered(call, payload)
+        elif self.model is not None:
+            status, payload = self.model.failed(call, status, payload) or (status, payload)
         if faults.rewrite is not None and call.service != "other":
             payload = faults.rewrite(call, payload)
-        self._record(replace(call, status=answer.status, forwarded=True))
-        handler.send_response(answer.status)
+        self._record(replace(call, status=status, forwarded=True))
+        handler.send_response(status)
         for key, value in answer.getheaders():
             if key.lower() not in HOP_HEADERS | {"content-length"}:
                 handler.send_header(key, value)
@@ -269,9 +315,10 @@ class AwsProxy:
                 return status
         with self._lock:
             roll = faults.rng.random()
-            bucket = faults.bucket
-            if bucket and call.operation in bucket.operations and not bucket.take(time.monotonic()):
-                return 400
+            now = time.monotonic()
+            for bucket in (faults.bucket, *faults.buckets):
+                if bucket and call.operation in bucket.operations and not bucket.take(now):
+                    return 400
         if roll < faults.throttle_rate:
             return 400
         if roll < faults.throttle_rate + faults.error_rate:

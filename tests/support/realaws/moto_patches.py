@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from moto.secretsmanager.exceptions import InvalidParameterException, ResourceNotFoundException
+from moto.secretsmanager.exceptions import InvalidParameterException
 from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
 _CURRENT, _PREVIOUS = "AWSCURRENT", "AWSPREVIOUS"
@@ -86,45 +86,11 @@ def a_moved_label_leaves_its_holder(
     return answer
 
 
-_moto_batch_get_secret_value = SecretsManagerBackend.batch_get_secret_value
-
-
-def a_batch_read_fails_per_secret(
-    self: Any,
-    secret_id_list: list[str] | None = None,
-    filters: list[dict[str, Any]] | None = None,
-    max_results: int | None = None,
-    next_token: str | None = None,
-) -> tuple[list[dict[str, Any]], list[Any], str | None]:
-    """API_BatchGetSecretValue: "Errors: A list of errors Secrets Manager encountered while
-    attempting to retrieve individual secrets" (APIErrorType: SecretId, ErrorCode, Message). A
-    secret that has no value yet (created without one: no version holds AWSCURRENT, and
-    GetSecretValue answers ResourceNotFoundException) is one such error; moto fails the whole
-    call with it instead, hiding every other secret's value. Replaces
-    SecretsManagerBackend.batch_get_secret_value (and calls it, one id at a time)."""
-    if not secret_id_list:
-        return _moto_batch_get_secret_value(  # type: ignore[no-any-return]
-            self, secret_id_list, filters, max_results, next_token
-        )
-    values: list[dict[str, Any]] = []
-    errors: list[Any] = []
-    for secret_id in secret_id_list:
-        try:
-            got, failed, _ = _moto_batch_get_secret_value(self, [secret_id])
-        except ResourceNotFoundException as exc:
-            got = []
-            failed = [{"SecretId": secret_id, "ErrorCode": exc.error_type, "Message": exc.message}]
-        values += got
-        errors += failed
-    return values, errors, None
-
-
 # What install() sets: (moto's class, its attribute, ours).
 PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (FakeSecret, "reset_default_version", labels_move_with_a_new_version),
     (FakeSecret, "remove_version_stages_from_old_versions", labels_leave_the_old_versions),
     (SecretsManagerBackend, "update_secret_version_stage", a_moved_label_leaves_its_holder),
-    (SecretsManagerBackend, "batch_get_secret_value", a_batch_read_fails_per_secret),
 )
 
 
