@@ -196,7 +196,7 @@ def sync(
     from . import credentials, drift, state, summary
     from .apply import Applier, dry_run
     from .plan import merged_values, plan
-    from .rollback import plan_rollback
+    from .rollback import plan_rollback, read_versions
     from .schedule import apply_all
 
     sess = credentials.session(settings, env, runner)
@@ -207,22 +207,21 @@ def sync(
     stop = stop or Stop()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency)
     try:
-        current = state.read_current(
-            client,
-            pool,
-            prefix=list_prefix,
-            valued=[d.name for d in desired if d.has_value],
-            unvalued=names if settings.rollback else (),
-            replicated=[
-                d.name for d in desired if d.spec.replica_regions and not settings.rollback
-            ],
-        )
         if settings.rollback:
+            # Each chosen secret's versions afresh (DescribeSecret), never the lagging listing.
+            versions = read_versions(client, names, pool)
             steps = tuple(
-                plan_rollback(d, current.get(d.name), repository=settings.repository)
+                plan_rollback(d, versions.get(d.name), repository=settings.repository)
                 for d in desired
             )
         else:
+            current = state.read_current(
+                client,
+                pool,
+                prefix=list_prefix,
+                valued=[d.name for d in desired if d.has_value],
+                replicated=[d.name for d in desired if d.spec.replica_regions],
+            )
             steps = plan(
                 desired,
                 current,
@@ -232,7 +231,8 @@ def sync(
                 name_prefix=settings.name_prefix,
                 max_deletions=settings.max_deletions,
             )
-            steps = tuple(drift.on_drift(s, settings.on_drift) for s in steps)
+            # Costs calls only where a write would go over a version written outside.
+            steps = drift.judge_all(client, steps, settings.on_drift, pool)
         # A merge sends values read from AWS besides ours, which an AWS error could echo.
         runner.add_masks(merged_values(steps), tell_runner=False)
         if settings.dry_run:
@@ -245,6 +245,7 @@ def sync(
                 settings.recovery_window_days,
                 audit_tags=audit_tags(settings),
                 on_drift=settings.on_drift,
+                run_ids=(settings.run_id, settings.run_attempt),
             )
             # A rollback is not retried from a fresh read: that read would plan a sync.
             results = apply_all(applier, steps, pool, stop=stop.event, retry=not settings.rollback)

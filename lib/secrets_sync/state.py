@@ -45,14 +45,17 @@ class Current:
     rotation_enabled: bool = False
     replicas: tuple[Replica, ...] | None = None  # None: not read
     version_id: str | None = None
+    # The staging labels of that version (AWSCURRENT), as the value read gave them: fresh, for
+    # versions.is_ours (a v1.1 version carries our old label here).
+    version_stages: tuple[str, ...] = ()
     secret_string: str | None = field(default=None, repr=False)
     secret_binary: bytes | None = field(default=None, repr=False)
     read_error: str | None = None  # what could not be read, and why
     # The primary's region when this is a replica of a secret kept there: Secrets Manager keeps
     # it in step with its primary, tags included, and refuses writes to it here.
     replica_of: str | None = None
-    # Staging labels of each labelled version, as ListSecrets gives them (SecretVersionsToStages):
-    # where AWSCURRENT, AWSPREVIOUS and our own label (drift.LABEL) are, without another call.
+    # Staging labels of each labelled version: DescribeSecret's VersionIdsToStages (fresh; what
+    # rollback.py reads), or ListSecrets' SecretVersionsToStages (which may lag: never trusted).
     stages: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -155,6 +158,7 @@ def _with_value(current: Current, got: Any) -> Current:
     return replace(
         current,
         version_id=got.get("VersionId"),
+        version_stages=tuple(got.get("VersionStages") or ()),
         secret_string=got.get("SecretString"),
         secret_binary=got.get("SecretBinary"),
     )

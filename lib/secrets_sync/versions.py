@@ -65,8 +65,10 @@ class Writer:
         return datetime.fromtimestamp(self.at_ms / 1000, tz=UTC)
 
     def __str__(self) -> str:
-        run = f"run {self.run_id} attempt {self.attempt}" if self.run_id else "a run outside Actions"
-        return f"{run}, {self.at.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+        when = self.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        if not self.run_id:
+            return f"a run outside Actions, {when}"
+        return f"run {self.run_id} attempt {self.attempt}, {when}"
 
 
 def written_by(version_id: str | None) -> Writer | None:
