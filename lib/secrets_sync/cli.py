@@ -62,6 +62,10 @@ def main(
         from .iam import main as iam_main
 
         return iam_main(args[1:], sys.stdout)
+    if args[:1] == ["written-by"]:
+        from .versions import main as written_by_main
+
+        return written_by_main(args[1:], sys.stdout, env)
     parsed = vars(build_parser().parse_args(args)) if args else {}  # bad usage: exits 2
     overrides = {k: v for k, v in parsed.items() if v is not None}
     # Start-up (imports, botocore's models, the client) makes some 90,000 objects that live

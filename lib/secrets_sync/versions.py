@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
 PREFIX = "secrets-sync-"
 LEGACY_LABEL = "secrets-sync"  # v1.1's staging label on each version it wrote
@@ -98,3 +99,35 @@ def older(first: tuple[str, Iterable[str]], second: tuple[str, Iterable[str]]) -
     if keys[0] == keys[1]:
         return None  # two v1.1 versions (cannot be), or the same token twice
     return keys[0] < keys[1]
+
+
+def main(args: Sequence[str], out: TextIO, env: Mapping[str, str]) -> int:
+    """`secrets-sync written-by VERSION_ID [--repository OWNER/REPO]`: which run wrote a version
+    (its VersionId, e.g. from `aws secretsmanager list-secret-version-ids`), and its URL."""
+    import argparse
+
+    from .settings import run_url
+
+    parser = argparse.ArgumentParser(
+        prog="secrets-sync written-by",
+        description="Say which workflow run of secrets-sync wrote a secret's version, from its "
+        "VersionId alone (no AWS call).",
+    )
+    parser.add_argument("version_id", metavar="VERSION_ID")
+    parser.add_argument(
+        "--repository",
+        default=env.get("GITHUB_REPOSITORY", ""),
+        help="OWNER/REPO, for the run's URL (default: GITHUB_REPOSITORY)",
+    )
+    parsed = parser.parse_args(list(args))
+    writer = written_by(parsed.version_id)
+    if writer is None:
+        out.write(f"{parsed.version_id}: not a version secrets-sync v1.2+ wrote\n")
+        return 1
+    out.write(f"{writer}\n")
+    ids = {"GITHUB_RUN_ID": str(writer.run_id), "GITHUB_RUN_ATTEMPT": str(writer.attempt)}
+    server = {"GITHUB_SERVER_URL": env.get("GITHUB_SERVER_URL", "")}
+    url = run_url({**ids, **server}, parsed.repository) if parsed.repository else None
+    if url and writer.run_id:
+        out.write(f"{url}\n")
+    return 0
