@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secrets_sync.versions import new_token
 from secrets_sync.runner import REDACTED, Runner
+from secrets_sync.versions import new_token
 from tests.support.action import REPOSITORY
 
 PREFIX = "perf/"
