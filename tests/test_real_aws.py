@@ -117,6 +117,21 @@ def test_listing_lags_behind_new_secrets_and_shows_no_replication_status(proxy, 
     assert sorted(listed()) == ["fresh", "old"]
 
 
+@pytest.mark.parametrize("reading", ["kept", "dropped"])
+def test_the_labels_of_a_left_version_follow_the_reading_in_force(moto, sm, reading):
+    """Both readings of what a plain PutSecretValue does to the other labels of the version
+    AWSCURRENT leaves (moto_patches.OLD_VERSION_LABELS): the evidence conflicts, so the tests
+    that depend on it run under each (the `label_reading` fixture)."""
+    first = sm.create_secret(Name="l", SecretString="1")["VersionId"]
+    sm.update_secret_version_stage(SecretId="l", VersionStage="CUSTOM", MoveToVersionId=first)
+    with moto_patches.reading(reading):
+        sm.put_secret_value(SecretId="l", SecretString="2")
+    listed = sm.list_secret_version_ids(SecretId="l")["Versions"]
+    stages = {v["VersionId"]: sorted(v["VersionStages"]) for v in listed}
+    assert stages[first] == (["AWSPREVIOUS", "CUSTOM"] if reading == "kept" else ["AWSPREVIOUS"])
+    assert moto_patches.OLD_VERSION_LABELS == "kept"  # restored after the block
+
+
 # Replicas ---------------------------------------------------------------------------------
 
 
