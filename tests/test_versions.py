@@ -10,6 +10,7 @@ import pytest
 
 from secrets_sync.versions import LEGACY_LABEL, Writer, is_ours, new_token, older, written_by
 
+_UUID = "3f2b8c1e-9d4a-4e7b-8a6c-5b1d2e3f4a5b"  # fixed: test ids must match across workers
 _ALLOWED = re.compile(r"^[A-Za-z0-9-]{32,64}$")
 
 
@@ -46,9 +47,9 @@ def test_tokens_are_never_the_same_and_never_from_a_value():
 @pytest.mark.parametrize(
     ("version", "stages", "ours"),
     [
-        (str(uuid.uuid4()), ("AWSCURRENT",), False),  # AWS's own, or another writer's
-        (str(uuid.uuid4()), ("AWSCURRENT", LEGACY_LABEL), True),  # written by v1.1
-        (str(uuid.uuid4()), ("AWSPREVIOUS", "secrets-sync-x"), False),
+        (_UUID, ("AWSCURRENT",), False),  # AWS's own, or another writer's
+        (_UUID, ("AWSCURRENT", LEGACY_LABEL), True),  # written by v1.1
+        (_UUID, ("AWSPREVIOUS", "secrets-sync-x"), False),
         ("secrets-sync-1-1-0123456789ab", (), False),  # too short a random part
         ("secrets-sync-1-1-0123456789abcdef0123", (), True),
         ("secrets-sync-1-1-0123456789ABCDEF0123", (), False),  # we write lower case only
