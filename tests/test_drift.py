@@ -442,3 +442,30 @@ def test_verdict(policy, action, error):
     assert judged.reason.startswith("drifted: ")
     assert f"on-drift is {policy}" in judged.reason
     assert judged.write_value is (action == "update")
+
+
+def test_a_resend_keeps_its_token_so_a_write_that_landed_is_one_version(action, proxy, sm):
+    from tests.support.proxy import Faults
+
+    synced(action)
+    before = len(
+        sm.list_secret_version_ids(SecretId="drift/key", IncludeDeprecated=True)["Versions"]
+    )
+    answers = {"n": 0}
+
+    def lost(call):
+        # The first PutSecretValue lands, and its answer is lost: botocore sends it again.
+        if call.operation == "PutSecretValue":
+            answers["n"] += 1
+            return 503 if answers["n"] == 1 else None
+        return None
+
+    proxy.faults = Faults(after=lost)
+    run = action(INPUTS, env={**VALUES, "KEY": "github-canary-value-2"})
+    assert run.returncode == 0, run.stdout
+    sent = [c.body["ClientRequestToken"] for c in proxy.calls if c.operation == "PutSecretValue"]
+    assert len(sent) == 2
+    assert len(set(sent)) == 1  # the same request, the same token
+    after = sm.list_secret_version_ids(SecretId="drift/key", IncludeDeprecated=True)["Versions"]
+    assert len(after) == before + 1  # AWS took the resend as the version it already had
+    assert current_id(sm, "drift/key") == sent[0] == run.results()["drift/key"]["version_id"]

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from secrets_sync.versions import new_token
 from tests.conftest import REGION
 from tests.support.action import OURS, WRITES, assert_run_clean
 from tests.support.realaws import DEVIATIONS, moto_patches, proxy_rules
@@ -137,7 +138,11 @@ def test_the_labels_of_a_left_version_follow_the_reading_in_force(moto, sm, read
 
 def test_prune_removes_the_replicas_then_schedules_the_deletion(action, proxy, sm, moto):
     sm.create_secret(
-        Name="app/gone", SecretString="x", Tags=OURS, AddReplicaRegions=[{"Region": ELSEWHERE}]
+        Name="app/gone",
+        SecretString="x",
+        Tags=OURS,
+        AddReplicaRegions=[{"Region": ELSEWHERE}],
+        ClientRequestToken=new_token("1", "1"),  # written by secrets-sync: no drift to look for
     )
     run = action(KEEP, env=ENV)
     assert run.returncode == 0, run.stdout

@@ -99,14 +99,16 @@ class Applier:
                 return Result(step, step.action, arn, error=step.reason)
             case Action.DELETE:
                 assert arn is not None
-                assert step.current is not None
                 # AWS refuses to delete a primary that still has replicas: they go first (and
                 # at once: a replica has no recovery window; a restored primary that is in the
                 # mapping again gets them back from the next sync). The same fresh answer
                 # says who wrote its current value: `on-drift` decides a drifted one.
                 described = client.describe_secret(SecretId=arn)
-                now = replace(step, current=_from_entry(described, client.meta.region_name))
-                step = drift.judge(client, now, self.on_drift) if drift.suspect(now) else step
+                fresh = _from_entry(described, client.meta.region_name)
+                now = replace(step, current=fresh)
+                planned = drift.current_version(step.current)[0] if step.current else None
+                if drift.suspect(now) and drift.current_version(fresh)[0] != planned:
+                    step = drift.judge(client, now, self.on_drift)  # not the version planned on
                 if step.action is not Action.DELETE:
                     error = step.reason if step.action is Action.CONFLICT else None
                     return Result(step, step.action, arn, error=error)
