@@ -35,6 +35,17 @@ def moto(moto_url: str) -> str:
     return moto_url
 
 
+@pytest.fixture(params=["kept", "dropped"])
+def label_reading(request: pytest.FixtureRequest, moto: str) -> Iterator[str]:
+    """Each reading of what AWS does to the other labels of the version AWSCURRENT leaves
+    (tests/support/realaws/moto_patches.py, OLD_VERSION_LABELS): a test that uses this runs under
+    both. Drift, rollback and prune must hold under either."""
+    from tests.support.realaws import moto_patches
+
+    with moto_patches.reading(request.param):
+        yield request.param
+
+
 @pytest.fixture
 def realaws(moto: str) -> RealAws:
     """What AWS does where moto is kinder (tests/support/realaws/), for the proxy to model."""

@@ -1,12 +1,17 @@
-"""v1.1 audit trail: every write names its run and commit in tags, the role session names the
-run for CloudTrail, and a run with nothing to do still writes nothing."""
+"""The audit trail: the version a run wrote names the run (its VersionId is our token), the
+tags written with a create or a tag change name the run and commit, the role session names the
+run for CloudTrail, a run with nothing to do writes nothing, and a change is one write call."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
 from secrets_sync.settings import default_session_name, load_settings, run_url
-from tests.support.action import REPOSITORY, WRITES, assert_run_clean
+from secrets_sync.versions import written_by
+from tests.support.action import ENTRYPOINT, REPOSITORY, WRITES, assert_run_clean
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -29,7 +34,7 @@ def tags_of(sm, name):
     return {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=name).get("Tags", [])}
 
 
-def test_writes_carry_the_run_and_commit_and_a_noop_run_writes_nothing(action, proxy, sm):
+def test_the_version_names_its_run_and_a_noop_run_writes_nothing(action, proxy, sm):
     inputs = {"secrets": "key: KEY\nother: OTHER", "name-prefix": "audit/"}
     values = {"KEY": "audit-canary-1", "OTHER": "audit-canary-2"}
     first = action(inputs, env={**values, **run_env("1001")})
@@ -38,30 +43,83 @@ def test_writes_carry_the_run_and_commit_and_a_noop_run_writes_nothing(action, p
         tags = tags_of(sm, name)
         assert tags["secrets-sync:run"] == url("1001")
         assert tags["secrets-sync:commit"] == SHA
-    # The tags went with the CreateSecret itself: no TagResource of their own.
-    assert "TagResource" not in proxy.ops()
+        writer = written_by(current_version(sm, name))
+        assert (writer.run_id, writer.attempt) == (1001, 1)
+    # The tags went with the CreateSecret itself: one call a secret.
+    assert [op for op in proxy.ops() if op in WRITES] == ["CreateSecret", "CreateSecret"]
 
-    # Another run with nothing to do: its different run tags must not make it write.
+    # Another run with nothing to do: its different run must not make it write.
     proxy.reset()
     noop = action(inputs, env={**values, **run_env("1002", sha="f" * 40)})
     assert noop.returncode == 0, noop.stdout
     assert noop.outputs["changed"] == "false"
     assert not WRITES & set(proxy.ops())
-    assert tags_of(sm, "audit/key")["secrets-sync:run"] == url("1001")
 
-    # An update (a re-run: attempt 2) names its own run and commit, on that secret only.
+    # An update (a re-run: attempt 2) is one PutSecretValue, whose version names the run; the
+    # tags, which it does not touch, still name the run that set them.
     proxy.reset()
-    other_sha = "a" * 40
-    update = action(
-        inputs, env={**values, "KEY": "audit-canary-3", **run_env("1003", "2", other_sha)}
-    )
+    update = action(inputs, env={**values, "KEY": "audit-canary-3", **run_env("1003", "2")})
     assert update.returncode == 0, update.stdout
     assert update.json("updated") == ["audit/key"]
-    assert tags_of(sm, "audit/key")["secrets-sync:run"] == url("1003", "2")
-    assert tags_of(sm, "audit/key")["secrets-sync:commit"] == other_sha
-    assert tags_of(sm, "audit/other")["secrets-sync:run"] == url("1001")
-    assert proxy.ops().count("TagResource") == 1  # one write's audit tags, in one call
+    assert [op for op in proxy.ops() if op in WRITES] == ["PutSecretValue"]
+    version = current_version(sm, "audit/key")
+    assert update.results()["audit/key"]["version_id"] == version
+    writer = written_by(version)
+    assert (writer.run_id, writer.attempt) == (1003, 2)
+    assert tags_of(sm, "audit/key")["secrets-sync:run"] == url("1001")
+
+    # ...and `secrets-sync written-by` reads it back, with no AWS call.
+    said = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), "written-by", version, "--repository", REPOSITORY],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    ).stdout.splitlines()
+    assert said[0].startswith("run 1003 attempt 2, ")
+    assert said[1] == url("1003", "2")
+
+    # A tag change is one TagResource, and the audit tags go with it.
+    proxy.reset()
+    tagged = {**inputs, "default-tags": "Team: core"}
+    retag = action(tagged, env={**values, "KEY": "audit-canary-3", **run_env("1004", sha="a" * 40)})
+    assert retag.returncode == 0, retag.stdout
+    assert [op for op in proxy.ops() if op in WRITES] == ["TagResource", "TagResource"]
+    assert tags_of(sm, "audit/key")["secrets-sync:run"] == url("1004")
+    assert tags_of(sm, "audit/key")["secrets-sync:commit"] == "a" * 40
     assert_run_clean(update, [*values.values(), "audit-canary-3"])
+
+
+@pytest.mark.parametrize(
+    ("change", "writes"),
+    [
+        ({"KEY": "changed-canary"}, ["PutSecretValue"]),
+        ({"DESCRIPTION": "changed"}, ["UpdateSecret"]),
+        ({"TEAM": "platform"}, ["TagResource"]),
+        ({"KEY": "changed-canary", "DESCRIPTION": "changed"}, ["PutSecretValue", "UpdateSecret"]),
+    ],
+)
+def test_one_write_call_per_change(action, proxy, sm, change, writes):
+    settings = {"KEY": "one-canary", "DESCRIPTION": "first", "TEAM": "core"}
+
+    def run(how):
+        mapping = (
+            f"key: {{keys: [KEY], description: {how['DESCRIPTION']}, "
+            f"tags: {{Team: {how['TEAM']}}}}}"
+        )
+        done = action({"secrets": mapping, "name-prefix": "one/"}, env={**how, **run_env("7")})
+        assert done.returncode == 0, done.stdout
+        return done
+
+    run(settings)
+    assert [op for op in proxy.ops() if op in WRITES] == ["CreateSecret"]
+    proxy.reset()
+    run({**settings, **change})
+    assert sorted(op for op in proxy.ops() if op in WRITES) == sorted(writes)
+
+
+def current_version(sm, name):
+    return sm.get_secret_value(SecretId=name)["VersionId"]
 
 
 def test_the_default_session_name_ties_cloudtrail_to_the_run(action, proxy):

@@ -241,17 +241,18 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
         f"{PREFIX}legacy": "unchanged",
     }
 
-    # 2b. Drift: a console edit of `d` is caught and overwritten (PutSecretValue); the same
-    # value written outside for `legacy` moves our label (UpdateSecretVersionStage).
+    # 2b. Drift: a console edit of `d` is caught (ListSecretVersionIds and GetSecretValue find
+    # what secrets-sync last wrote) and overwritten; the same value written outside for
+    # `legacy` is no drift and no write.
     sm.put_secret_value(SecretId=f"{PREFIX}d", SecretString='{"D":"console-canary"}')
     sm.put_secret_value(SecretId=f"{PREFIX}legacy", SecretString='{"LEGACY":"new-canary"}')
     run = action(
         {**inputs, "secrets": mapping2}, env={**values, "A": "a-canary-2", "LEGACY": "new-canary"}
     )
     assert run.returncode == 0, run.stdout
-    assert sorted(run.json("drifted")) == [f"{PREFIX}d", f"{PREFIX}legacy"]
+    assert run.json("drifted") == [f"{PREFIX}d"]
 
-    # 2c. Roll `a` back to its first value, moving labels only.
+    # 2c. Roll `a` back to its first value: one UpdateSecretVersionStage.
     run = action({**inputs, "secrets": mapping2, "rollback": "true", "only": "a"})
     assert run.returncode == 0, run.stdout
     assert run.json("rolled-back") == [f"{PREFIX}a"]
@@ -395,9 +396,10 @@ def test_policy_scoping_and_shape():
             "GetSecretValue",
             "DescribeSecret",
             "CreateSecret",
-            "PutSecretValue",  # every value write: it carries our drift label (drift.LABEL)
+            "PutSecretValue",  # every value write, with our token (versions.py)
             "UpdateSecret",  # a description change, with no value
-            "UpdateSecretVersionStage",  # the label on a created version; a rollback
+            "ListSecretVersionIds",  # a suspected drift's reference version (drift.py)
+            "UpdateSecretVersionStage",  # a rollback
             "TagResource",
             "RestoreSecret",
             "ReplicateSecretToRegions",

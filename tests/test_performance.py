@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secrets_sync.drift import LABEL
 from secrets_sync.runner import REDACTED, Runner
+from secrets_sync.versions import new_token
 from tests.support.action import REPOSITORY
 
 PREFIX = "perf/"
@@ -56,13 +56,13 @@ def calls_by_kind(proxy) -> Counter[str]:
 
 def seed(sm, n: int, generation: str = "one") -> None:
     """n secrets as a previous run would have left them, written straight into moto: with our
-    drift label on the current version, so that a no-op's budget covers the drift check too."""
+    token as the current version id, so that a no-op's budget covers the drift check too."""
     for name, value in values(n, generation).items():
-        created = sm.create_secret(
-            Name=f"{PREFIX}s{name[1:]}", SecretString=f'{{"{name}":"{value}"}}', Tags=OURS
-        )
-        sm.update_secret_version_stage(
-            SecretId=created["ARN"], VersionStage=LABEL, MoveToVersionId=created["VersionId"]
+        sm.create_secret(
+            Name=f"{PREFIX}s{name[1:]}",
+            SecretString=f'{{"{name}":"{value}"}}',
+            Tags=OURS,
+            ClientRequestToken=new_token("1", "1"),
         )
 
 

@@ -2,7 +2,8 @@
 with this repository and are gone from the mapping, always with a recovery window, and never
 more than `max-deletions` at once: the limit (default, boundary, raised, message), every
 near-miss of the scope tags and the prefix, the recovery window as sent, planned deletions,
-`missing: skip`, dry runs, a denied delete, and every way of writing an empty mapping."""
+`missing: skip`, dry runs, a denied delete, and every way of writing an empty mapping. A
+candidate edited outside secrets-sync since it last wrote it obeys `on-drift`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.action import OURS, REPOSITORY, WRITES
+from secrets_sync.versions import new_token
+from tests.support.action import OURS, REPOSITORY, WRITES, assert_run_clean
 
 MANAGED = OURS[0]
 KEEP = {"secrets": "keep: KEEP", "name-prefix": "app/", "prune": "true"}
@@ -193,3 +195,92 @@ def test_an_empty_mapping_file_never_prunes(action, proxy, sm):
     assert "empty" in run.errors[0]
     assert proxy.calls == []
     assert not deleted(sm, "app/precious")
+
+
+# Prune obeys on-drift (under both readings of a left version's labels) -----------------------
+
+
+def ours_then_edited(sm: Any, name: str = "app/gone") -> None:
+    """A secret secrets-sync wrote (its token as the version id), then edited by hand."""
+    sm.create_secret(
+        Name=name, SecretString="synced-canary", Tags=OURS, ClientRequestToken=new_token("1", "1")
+    )
+    sm.put_secret_value(SecretId=name, SecretString="hand-canary")
+
+
+@pytest.mark.usefixtures("label_reading")
+@pytest.mark.parametrize("dry", [False, True])
+@pytest.mark.parametrize(
+    ("policy", "bucket", "code"), [("skip", "skipped", 0), ("fail", "failed", 1)]
+)
+def test_a_drifted_candidate_is_left_under_skip_and_fail(
+    action, proxy, sm, policy, bucket, code, dry
+):
+    ours_then_edited(sm)
+    inputs = {**KEEP, "on-drift": policy, **({"dry-run": "true"} if dry else {})}
+    run = action(inputs, env=ENV)
+    assert run.returncode == code, run.stdout
+    assert run.json(bucket) == ["app/gone"]
+    assert run.json("deleted") == []
+    assert run.json("drifted") == ["app/gone"]
+    said = (
+        run.results()["app/gone"]["error"]
+        if code
+        else next(line for line in run.log_lines if line.startswith("::warning"))
+    )
+    assert "drifted: no longer in the mapping, and its current value was changed outside" in said
+    assert f"on-drift is {policy}" in said
+    assert deletes(proxy) == []
+    assert not deleted(sm, "app/gone")
+    assert_run_clean(run, ["synced-canary", "hand-canary", *ENV.values()])
+
+
+@pytest.mark.usefixtures("label_reading")
+def test_a_drifted_candidate_is_deleted_under_overwrite_with_a_warning_that_says_so(
+    action, proxy, sm
+):
+    ours_then_edited(sm)
+    run = action(KEEP, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert run.json("deleted") == ["app/gone"]
+    assert run.json("drifted") == ["app/gone"]
+    [warning] = [line for line in run.log_lines if line.startswith("::warning")]
+    assert "app/gone: drifted: no longer in the mapping" in warning
+    assert "deleted all the same" in warning
+    assert deleted(sm, "app/gone")
+
+
+@pytest.mark.usefixtures("label_reading")
+def test_the_delete_decides_from_its_own_fresh_read(action, proxy, sm):
+    # Ours when the run read the listing, edited by hand just before the delete's DescribeSecret.
+    sm.create_secret(
+        Name="app/gone",
+        SecretString="synced-canary",
+        Tags=OURS,
+        ClientRequestToken=new_token("1", "1"),
+    )
+    edited = []
+
+    def edit_first(call: Any) -> None:
+        if call.operation == "DescribeSecret" and not edited:
+            edited.append(call)
+            sm.put_secret_value(SecretId="app/gone", SecretString="hand-canary")
+
+    proxy.faults.rule = edit_first
+    run = action({**KEEP, "on-drift": "skip"}, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert edited
+    assert run.json("skipped") == ["app/gone"]
+    assert run.json("drifted") == ["app/gone"]
+    assert deletes(proxy) == []
+    assert not deleted(sm, "app/gone")
+
+
+@pytest.mark.usefixtures("label_reading")
+def test_a_candidate_from_before_version_tokens_is_no_drift(action, proxy, sm):
+    sm.create_secret(Name="app/gone", SecretString="v10-canary", Tags=OURS)
+    sm.put_secret_value(SecretId="app/gone", SecretString="v10-canary-2")
+    run = action({**KEEP, "on-drift": "fail"}, env=ENV)
+    assert run.returncode == 0, run.stdout
+    assert run.json("deleted") == ["app/gone"]
+    assert run.json("drifted") == []

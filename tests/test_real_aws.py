@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from secrets_sync.versions import new_token
 from tests.conftest import REGION
 from tests.support.action import OURS, WRITES, assert_run_clean
 from tests.support.realaws import DEVIATIONS, moto_patches, proxy_rules
@@ -145,12 +146,31 @@ def test_a_batch_read_naming_a_secret_without_a_value_fails_for_that_secret_alon
     assert code_of(caught) == "ResourceNotFoundException"
 
 
+@pytest.mark.parametrize("reading", ["kept", "dropped"])
+def test_the_labels_of_a_left_version_follow_the_reading_in_force(moto, sm, reading):
+    """Both readings of what a plain PutSecretValue does to the other labels of the version
+    AWSCURRENT leaves (moto_patches.OLD_VERSION_LABELS): the evidence conflicts, so the tests
+    that depend on it run under each (the `label_reading` fixture)."""
+    first = sm.create_secret(Name="l", SecretString="1")["VersionId"]
+    sm.update_secret_version_stage(SecretId="l", VersionStage="CUSTOM", MoveToVersionId=first)
+    with moto_patches.reading(reading):
+        sm.put_secret_value(SecretId="l", SecretString="2")
+    listed = sm.list_secret_version_ids(SecretId="l")["Versions"]
+    stages = {v["VersionId"]: sorted(v["VersionStages"]) for v in listed}
+    assert stages[first] == (["AWSPREVIOUS", "CUSTOM"] if reading == "kept" else ["AWSPREVIOUS"])
+    assert moto_patches.OLD_VERSION_LABELS == "kept"  # restored after the block
+
+
 # Replicas ---------------------------------------------------------------------------------
 
 
 def test_prune_removes_the_replicas_then_schedules_the_deletion(action, proxy, sm, moto):
     sm.create_secret(
-        Name="app/gone", SecretString="x", Tags=OURS, AddReplicaRegions=[{"Region": ELSEWHERE}]
+        Name="app/gone",
+        SecretString="x",
+        Tags=OURS,
+        AddReplicaRegions=[{"Region": ELSEWHERE}],
+        ClientRequestToken=new_token("1", "1"),  # written by secrets-sync: no drift to look for
     )
     run = action(KEEP, env=ENV)
     assert run.returncode == 0, run.stdout

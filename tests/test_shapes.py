@@ -103,8 +103,8 @@ def test_adopting_a_terraform_binary_secret(action, proxy, sm):
     run = action(inputs, env={"KEYSTORE_B64": KEYSTORE_B64})
     assert run.returncode == 0, run.stdout
     assert run.results()["app/keystore"]["action"] == "tag"
-    # Tags, and our drift label onto the version it holds (no value is written).
-    assert writes(proxy) == ["TagResource", "UpdateSecretVersionStage"]
+    # Tags only, in one call (with the drift baseline: the version it holds); no value.
+    assert writes(proxy) == ["TagResource"]
     assert len(versions(sm, "app/keystore")) == 1
     assert "| `app/keystore` | tag |" in run.summary
     assert "(binary)" in run.summary

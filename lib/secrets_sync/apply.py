@@ -14,11 +14,10 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from . import limiter
-from .drift import CURRENT, LABEL, WRITTEN_STAGES, on_drift
+from . import drift, limiter, versions
 from .plan import Action, Step, owned_by, plan_secret, value_change
 from .sources import with_generated
-from .state import Current, describe_error, error_code, read_one, read_value
+from .state import Current, _from_entry, describe_error, error_code, read_one, read_value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -61,10 +60,16 @@ class Applier:
     repository: str
     adopt: bool
     recovery_window_days: int
-    # `secrets-sync:run` and `secrets-sync:commit`: set with every write, never on their own, so
-    # a run with nothing to do still writes nothing.
+    # `secrets-sync:run` and `secrets-sync:commit`: only in a CreateSecret or a TagResource that
+    # happens anyway, never a call of their own, so a change costs one write call.
     audit_tags: tuple[tuple[str, str], ...] = ()
-    on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan (resync)
+    on_drift: Literal["overwrite", "skip", "fail"] = "overwrite"  # for a re-plan, and prune
+    # GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT, for the version tokens (versions.py).
+    run_ids: tuple[str | None, str | None] = (None, None)
+
+    def token(self) -> str:
+        """A ClientRequestToken for one write request: botocore's retries resend it as is."""
+        return versions.new_token(*self.run_ids)
 
     def run(self, step: Step) -> Result:
         if step.error:
@@ -97,8 +102,18 @@ class Applier:
                 assert arn is not None
                 # AWS refuses to delete a primary that still has replicas: they go first (and
                 # at once: a replica has no recovery window; a restored primary that is in the
-                # mapping again gets them back from the next sync).
-                replicas = client.describe_secret(SecretId=arn).get("ReplicationStatus", [])
+                # mapping again gets them back from the next sync). The same fresh answer
+                # says who wrote its current value: `on-drift` decides a drifted one.
+                described = client.describe_secret(SecretId=arn)
+                fresh = _from_entry(described, client.meta.region_name)
+                now = replace(step, current=fresh)
+                planned = drift.current_version(step.current)[0] if step.current else None
+                if drift.suspect(now) and drift.current_version(fresh)[0] != planned:
+                    step = drift.judge(client, now, self.on_drift)  # not the version planned on
+                if step.action is not Action.DELETE:
+                    error = step.reason if step.action is Action.CONFLICT else None
+                    return Result(step, step.action, arn, error=error)
+                replicas = described.get("ReplicationStatus", [])
                 if replicas:
                     client.remove_regions_from_replication(
                         SecretId=arn, RemoveReplicaRegions=[r["Region"] for r in replicas]
@@ -110,7 +125,7 @@ class Applier:
             case Action.ROLLBACK:
                 from .rollback import roll_back
 
-                return Result(step, step.action, arn, roll_back(client, step, self.audit_tags))
+                return Result(step, step.action, arn, roll_back(client, step))
         assert arn is not None
         assert step.desired is not None
         assert step.current is not None
@@ -147,18 +162,10 @@ class Applier:
             version = self._put_value(arn, step) or version
         if step.description is not None:
             client.update_secret(SecretId=arn, Description=step.description)
-        tags = (*step.tags, *self.audit_tags)
-        if tags:
+        if step.tags:
+            # Last, so that a baseline names a version that exists (this write's, if any).
+            tags = (*step.tags, *self.audit_tags, *_baseline(step.current, write_value))
             client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])
-        if step.relabel:
-            # The current version holds GitHub's value already: it becomes the one we wrote.
-            # After the tags, so that labels only ever move on a secret tagged ours (IAM).
-            now = step.current
-            assert now is not None
-            label: dict[str, str] = {"MoveToVersionId": now.version_with(CURRENT) or ""}
-            if now.version_with(LABEL):
-                label["RemoveFromVersionId"] = now.version_with(LABEL) or ""
-            client.update_secret_version_stage(SecretId=arn, VersionStage=LABEL, **label)
         return self._replicate(step, Result(step, step.action, arn, version))
 
     def _replicate(self, step: Step, done: Result) -> Result:
@@ -182,10 +189,12 @@ class Applier:
     def _create(self, step: Step) -> Result:
         assert step.desired is not None
         spec = step.desired.spec
+        tags = (*step.tags, *self.audit_tags)
         kwargs: dict[str, Any] = {
             "Name": step.name,
+            "ClientRequestToken": self.token(),  # the first version's VersionId
             **(self._generated(step.desired) if step.desired.generates else _value_args(step)),
-            "Tags": [{"Key": k, "Value": v} for k, v in (*step.tags, *self.audit_tags)],
+            "Tags": [{"Key": k, "Value": v} for k, v in tags],
         }
         if spec.description is not None:
             kwargs["Description"] = spec.description
@@ -209,28 +218,12 @@ class Applier:
                 raise
             # Another run (or ListSecrets' lag) got there first: read it and carry on from there.
             return self.resync(step, lost_race=True)
-        version = answer.get("VersionId")
-        done = _replica_outcome(
-            Result(step, Action.CREATE, answer["ARN"], version),
+        return _replica_outcome(
+            Result(step, Action.CREATE, answer["ARN"], answer.get("VersionId")),
             answer.get("ReplicationStatus", []),
             spec.replica_regions,
             {},
         )
-        try:
-            # CreateSecret takes no staging labels: the first version gets ours in a second
-            # call. The value and its tags land together in the first, as IAM's condition on
-            # the request tags wants; a failure here loses nothing but drift detection for this
-            # secret until its next write, and is said so.
-            self.client.update_secret_version_stage(
-                SecretId=answer["ARN"], VersionStage=LABEL, MoveToVersionId=version or ""
-            )
-        except (ClientError, BotoCoreError) as exc:
-            problem = (
-                f"created, but its drift label could not be set ({_describe(exc)}); drift "
-                "is detected from its next write"
-            )
-            return replace(done, error="; ".join(filter(None, (done.error, problem))))
-        return done
 
     def _generated(self, desired: Desired) -> dict[str, str]:
         """The value of a generated secret, asked of GetRandomPassword just before the create
@@ -247,9 +240,10 @@ class Applier:
         return {"SecretString": with_generated(desired, made)}
 
     def _put_value(self, arn: str, step: Step) -> str | None:
-        """Write the value as a new version carrying AWSCURRENT and our label (drift.py)."""
+        """Write the value as a new version, AWSCURRENT (AWS's default), whose VersionId is our
+        token: what tells a later run that this version is ours (versions.py)."""
         answer = self.client.put_secret_value(
-            SecretId=arn, **_value_args(step), VersionStages=list(WRITTEN_STAGES)
+            SecretId=arn, ClientRequestToken=self.token(), **_value_args(step)
         )
         return answer.get("VersionId")
 
@@ -282,15 +276,21 @@ class Applier:
                 return Result(step, step.action, step.arn)
             return self.run(step)
         fresh = plan_secret(step.desired, current, repository=self.repository, adopt=self.adopt)
-        fresh = on_drift(fresh, self.on_drift)  # as the first plan was made
+        fresh = drift.judge(self.client, fresh, self.on_drift)  # as the first plan was made
         if fresh.action is Action.CREATE and lost_race:
             return Result(
                 step, step.action, None, error="create failed: the name exists but cannot be read"
             )
         result = self.run(fresh)
-        # Reported under the first plan's step, with the keys the fresh plan merged: those
-        # are the keys this run wrote.
-        return replace(result, step=replace(step, merged_keys=result.step.merged_keys))
+        # Reported under the first plan's step, with the keys the fresh plan merged (those are
+        # the keys this run wrote) and the fresh read's verdict on drift: that read is the newer.
+        reason = fresh.reason if fresh.drift else step.reason
+        return replace(
+            result,
+            step=replace(
+                step, merged_keys=result.step.merged_keys, drift=fresh.drift, reason=reason
+            ),
+        )
 
     def retry(self, failed: Result) -> Result:
         try:
@@ -303,6 +303,18 @@ class Applier:
             # and a merge's keys are the ones that first write carried.
             return replace(result, action=failed.step.action, step=failed.step)
         return result
+
+
+def _baseline(current: Current | None, written: bool) -> tuple[tuple[str, str], ...]:
+    """The drift baseline (drift.py), with a TagResource that happens anyway and writes no
+    value, over a current version secrets-sync did not write: that version is taken over as it
+    is (its value is GitHub's, or under `merge` its owned keys are), so it is not drift."""
+    if written or current is None or current.version_id is None:
+        return ()
+    if versions.is_ours(current.version_id, current.version_stages):
+        return ()
+    tag = drift.baseline_tag(current.version_id)
+    return (tag,) if tag else ()
 
 
 def _value_args(step: Step) -> dict[str, Any]:

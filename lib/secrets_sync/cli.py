@@ -67,6 +67,10 @@ def main(
         from .iam import main as iam_main
 
         return iam_main(args[1:], sys.stdout)
+    if args[:1] == ["written-by"]:
+        from .versions import main as written_by_main
+
+        return written_by_main(args[1:], sys.stdout, env)
     parsed = vars(build_parser().parse_args(args)) if args else {}  # bad usage: exits 2
     overrides = {k: v for k, v in parsed.items() if v is not None}
     # Start-up (imports, botocore's models, the client) makes some 90,000 objects that live
@@ -244,7 +248,7 @@ def sync(
     from . import credentials, drift, outgoing, state, summary
     from .apply import Applier, dry_run
     from .plan import plan
-    from .rollback import plan_rollback
+    from .rollback import plan_rollback, read_versions
     from .schedule import apply_all
 
     sess = credentials.session(settings, env, runner)
@@ -256,34 +260,29 @@ def sync(
     stop = stop or Stop()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency)
     try:
-        current = stop.unless_stopped(
-            client,
-            lambda: state.read_current(
-                client,
-                pool,
-                prefix=list_prefix,
-                valued=[d.name for d in desired if d.has_value],
-                unvalued=names if settings.rollback else (),
-                replicated=[
-                    d.name for d in desired if d.spec.replica_regions and not settings.rollback
-                ],
-                only=None if settings.prune else names,  # a prune needs all under the prefix
-            ),
-        )
-        if current is None:
-            said = (
-                f"Cancelled ({stop.signal}) while reading the current state: nothing was "
-                "written. Rerun the workflow to sync."
-            )
-            runner.error(said, title="secrets-sync: cancelled")
-            runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
-            return 1
         if settings.rollback:
+            # Each chosen secret's versions afresh (DescribeSecret), never the lagging listing.
+            versions = stop.unless_stopped(client, lambda: read_versions(client, names, pool))
+            if versions is None:
+                return cancelled_while_reading(runner, stop)
             steps = tuple(
-                plan_rollback(d, current.get(d.name), repository=settings.repository)
+                plan_rollback(d, versions.get(d.name), repository=settings.repository)
                 for d in desired
             )
         else:
+            current = stop.unless_stopped(
+                client,
+                lambda: state.read_current(
+                    client,
+                    pool,
+                    prefix=list_prefix,
+                    valued=[d.name for d in desired if d.has_value],
+                    replicated=[d.name for d in desired if d.spec.replica_regions],
+                    only=None if settings.prune else names,  # a prune needs all under the prefix
+                ),
+            )
+            if current is None:
+                return cancelled_while_reading(runner, stop)
             steps = plan(
                 desired,
                 current,
@@ -293,7 +292,8 @@ def sync(
                 name_prefix=settings.name_prefix,
                 max_deletions=settings.max_deletions,
             )
-            steps = tuple(drift.on_drift(s, settings.on_drift) for s in steps)
+            # Costs calls only where a write would go over a version written outside.
+            steps = drift.judge_all(client, steps, settings.on_drift, pool)
         if settings.dry_run:
             results = dry_run(steps)
         else:
@@ -304,6 +304,7 @@ def sync(
                 settings.recovery_window_days,
                 audit_tags=audit_tags(settings),
                 on_drift=settings.on_drift,
+                run_ids=(settings.run_id, settings.run_attempt),
             )
             # A rollback is not retried from a fresh read: that read would plan a sync.
             results = apply_all(applier, steps, pool, stop=stop.event, retry=not settings.rollback)
@@ -334,6 +335,16 @@ def sync(
     # `on-drift: fail` is the drift alarm, and the alarm is a daily dry run: it must fail too.
     alarm = settings.on_drift == "fail" and any(r.step.drift for r in results)
     return 1 if (failed and not settings.dry_run) or alarm or stop.signal else 0
+
+
+def cancelled_while_reading(runner: Runner, stop: Stop) -> int:
+    said = (
+        f"Cancelled ({stop.signal}) while reading the current state: nothing was written. "
+        "Rerun the workflow to sync."
+    )
+    runner.error(said, title="secrets-sync: cancelled")
+    runner.append_summary(f"### secrets-sync cancelled\n\n{said}\n\n")
+    return 1
 
 
 def publish(

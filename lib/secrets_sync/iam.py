@@ -8,8 +8,9 @@ resource ARN; CreateSecret with tags also needs TagResource, and with replicas
 ReplicateSecretToRegions; BatchGetSecretValue also needs GetSecretValue on every secret it reads;
 RemoveRegionsFromReplication removes a pruned secret's replicas (AWS deletes no primary that has
 any) and a failed replica before it is replicated again. Values are written with PutSecretValue
-(it carries our staging label, drift.LABEL), descriptions with UpdateSecret;
-UpdateSecretVersionStage labels a created version and moves AWSCURRENT back in a rollback.
+(its ClientRequestToken, versions.py, marks the version as ours), descriptions with UpdateSecret;
+ListSecretVersionIds finds the version a drift is judged against (drift.py);
+UpdateSecretVersionStage moves AWSCURRENT back in a rollback.
 GetRandomPassword, which makes a `generate` secret's value, takes no resource ARN either.
 The trust policy lets only one repository's workflows (one branch, or one environment) assume
 the role with GitHub's OIDC token, whichever of GitHub's two `sub` forms the token carries: the
@@ -149,6 +150,7 @@ def permissions_policy(
             "Effect": "Allow",
             "Action": [
                 "secretsmanager:GetSecretValue",
+                "secretsmanager:ListSecretVersionIds",
                 "secretsmanager:PutSecretValue",
                 "secretsmanager:RemoveRegionsFromReplication",
                 "secretsmanager:ReplicateSecretToRegions",
@@ -160,8 +162,7 @@ def permissions_policy(
             **({"Condition": own_or_unclaimed} if own_or_unclaimed else {}),
         },
         {
-            # Our drift label on a version just written, and a rollback's AWSCURRENT: only
-            # ever on a secret already tagged ours (tags go on before any label moves).
+            # A rollback's AWSCURRENT: only ever on a secret tagged ours.
             "Sid": "MoveStagingLabelsOfOwn",
             "Effect": "Allow",
             "Action": "secretsmanager:UpdateSecretVersionStage",

@@ -395,22 +395,25 @@ INPUTS: tuple[Input, ...] = (
         "only",
         "",
         "Limit the run (sync or rollback) to these secrets: mapping keys or full names, "
-        "separated by newlines or commas, `*` globs. Not with `prune: true`.",
+        "separated by newlines or commas, `*` globs (`*` alone: every secret). A rollback "
+        "needs it. Not with `prune: true`.",
         lambda name, text: parse_only(text),
     ),
     Input(
         "on-drift",
         "overwrite",
-        "A secret written outside secrets-sync since its last sync: `overwrite` (write "
-        "GitHub's value, warn), `skip` (leave it, report it skipped) or `fail` (leave it, "
-        "report it failed).",
+        "A secret of this repository whose current value was written outside secrets-sync and "
+        "differs from GitHub's in what the mapping owns (also a prune candidate written "
+        "outside): `overwrite` (write GitHub's value, or prune it, and warn), `skip` (leave "
+        "it, report it skipped) or `fail` (leave it, report it failed).",
         Choice(("overwrite", "skip", "fail")),
     ),
     Input(
         "rollback",
         "false",
         "Instead of syncing, make the previous version (AWSPREVIOUS) current again for each "
-        "selected secret this repository manages. Writes no value.",
+        "secret selected by `only` (required; `*` for all), when secrets-sync wrote both it "
+        "and the current one and it is the older. Writes no value.",
         boolean,
     ),
 )

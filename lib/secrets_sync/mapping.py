@@ -15,10 +15,15 @@ from .schema import GENERATE_OPTIONS, MAX_NAME, MAX_TAGS, place_of, validate
 
 MANAGED_BY = ("ManagedBy", "secrets-sync")
 REPOSITORY_TAG = "secrets-sync:repository"
-RUN_TAG = "secrets-sync:run"  # the audit trail: the run (URL, with attempt) that last wrote
-COMMIT_TAG = "secrets-sync:commit"  # ...and its commit
-ROLLED_BACK_TAG = "secrets-sync:rolled-back-from"  # the version the last rollback left
-RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, ROLLED_BACK_TAG})
+# The run (URL, with attempt) and commit that created the secret or last set its tags: written
+# only with a CreateSecret or TagResource that happens anyway (the run that wrote the value is
+# in its VersionId: versions.py).
+RUN_TAG = "secrets-sync:run"
+COMMIT_TAG = "secrets-sync:commit"
+# Drift bookkeeping (drift.py): `<VersionId>@<ms, hex>`, a current version secrets-sync did not
+# write but took over as it was (GitHub's value), and when.
+BASELINE_TAG = "secrets-sync:baseline"
+RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, BASELINE_TAG})
 
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
@@ -130,7 +135,7 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
                 f"{place}.{key}",
                 "this tag is set by secrets-sync itself.",
                 "remove it; secrets-sync sets ManagedBy, secrets-sync:repository, "
-                "secrets-sync:run, secrets-sync:commit and secrets-sync:rolled-back-from.",
+                "secrets-sync:run, secrets-sync:commit and secrets-sync:baseline.",
             )
         if value[:4].lower() == "aws:":
             raise InputError(

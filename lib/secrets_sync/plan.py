@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import InputError
-from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG, SecretSpec
+from .mapping import BASELINE_TAG, COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG, SecretSpec
 from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current
@@ -50,7 +50,6 @@ class Step:
     merged_keys: tuple[str, ...] = ()
     merged: str | None = field(default=None, repr=False)
     drift: bool = False  # the current version was written outside secrets-sync (drift.py)
-    relabel: bool = False  # move our staging label to the current version (drift.py)
     target_version: str | None = None  # a rollback: the version to make current (rollback.py)
 
     @property
@@ -239,20 +238,22 @@ def owned_by(current: Current) -> str | None:
 
 def plan_secret(desired: Desired, current: Current | None, *, repository: str, adopt: bool) -> Step:
     step = _plan_secret(desired, current, repository=repository, adopt=adopt)
-    if current is None or step.action not in (Action.UPDATE, Action.TAG, Action.RESTORE):
+    if current is None or not step.tags:
         return step
-    # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all; every
-    # write also sets the audit tags. Counted before any call, or the value would be written
-    # and then the tags refused.
-    tag_count = len(current.tags.keys() | dict(step.tags).keys() | {RUN_TAG, COMMIT_TAG})
+    # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all; the one
+    # that sets the step's tags also sets the audit tags and the drift baseline (apply.py: they
+    # go only where a TagResource happens anyway). Counted before any call, or the value would
+    # be written and then the tags refused.
+    ours = {RUN_TAG, COMMIT_TAG, BASELINE_TAG}
+    tag_count = len(current.tags.keys() | dict(step.tags).keys() | ours)
     if tag_count <= MAX_TAGS:
         return step
     return Step(
         step.name,
         Action.CONFLICT,
-        f"it has {len(current.tags)} tags and a write would bring it to {tag_count} (the "
-        f"audit tags {RUN_TAG} and {COMMIT_TAG} included); AWS allows {MAX_TAGS} on a "
-        "secret: remove tags from it, or give it fewer here",
+        f"it has {len(current.tags)} tags and a write would bring it to {tag_count} (those "
+        f"secrets-sync sets, {', '.join(sorted(ours))}, included); AWS allows {MAX_TAGS} on "
+        "a secret: remove tags from it, or give it fewer here",
         desired,
         current,
     )

@@ -59,6 +59,9 @@ class Settings:
     # The audit trail: the run's URL (with its attempt) and commit, tagged on every write.
     run_url: str | None = None
     commit: str | None = None
+    # GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT (digits, or None): in every version token (versions.py).
+    run_id: str | None = None
+    run_attempt: str | None = None
 
 
 def _workspace_path(name: str, text: str, workspace: Path) -> Path:
@@ -112,6 +115,15 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
             "a rollback writes no value and deletes nothing; `prune: true` cannot go with it.",
             "drop `prune: true` from the rollback run.",
         )
+    if fields["rollback"] and not fields["only"]:
+        # A rollback undoes the last write of each secret it takes: it must be asked for by
+        # name, never fall on the whole mapping because `only` was left empty.
+        raise bad_input(
+            "rollback",
+            "a rollback needs an explicit selection, and `only` is empty.",
+            "set `only` to the secrets to roll back (mapping keys or full names), or "
+            '`only: "*"` to roll back every secret of the mapping.',
+        )
     repository = env.get("GITHUB_REPOSITORY", "").strip()
     if not _REPOSITORY.fullmatch(repository):
         raise InputError(
@@ -130,6 +142,8 @@ def load_settings(env: Mapping[str, str], overrides: Mapping[str, str] | None = 
         retry_mode=_retry_mode(env),
         run_url=run_url(env, repository),
         commit=_commit(env),
+        run_id=_run_ids(env)[0],
+        run_attempt=_run_ids(env)[1],
     )
 
 

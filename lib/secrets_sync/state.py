@@ -45,14 +45,17 @@ class Current:
     rotation_enabled: bool = False
     replicas: tuple[Replica, ...] | None = None  # None: not read
     version_id: str | None = None
+    # The staging labels of that version (AWSCURRENT), as the value read gave them: fresh, for
+    # versions.is_ours (a v1.1 version carries our old label here).
+    version_stages: tuple[str, ...] = ()
     secret_string: str | None = field(default=None, repr=False)
     secret_binary: bytes | None = field(default=None, repr=False)
     read_error: str | None = None  # what could not be read, and why
     # The primary's region when this is a replica of a secret kept there: Secrets Manager keeps
     # it in step with its primary, tags included, and refuses writes to it here.
     replica_of: str | None = None
-    # Staging labels of each labelled version, as ListSecrets gives them (SecretVersionsToStages):
-    # where AWSCURRENT, AWSPREVIOUS and our own label (drift.LABEL) are, without another call.
+    # Staging labels of each labelled version: DescribeSecret's VersionIdsToStages (fresh; what
+    # rollback.py reads), or ListSecrets' SecretVersionsToStages (which may lag: never trusted).
     stages: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -210,6 +213,7 @@ def _with_value(current: Current, got: Any) -> Current:
     return replace(
         current,
         version_id=got.get("VersionId"),
+        version_stages=tuple(got.get("VersionStages") or ()),
         secret_string=got.get("SecretString"),
         secret_binary=got.get("SecretBinary"),
     )
@@ -387,14 +391,12 @@ def read_current(
     *,
     prefix: str,
     valued: Sequence[str],
-    unvalued: Sequence[str] = (),
     replicated: Collection[str] = (),
     only: Collection[str] | None = None,
 ) -> dict[str, Current]:
-    """What Secrets Manager holds under `prefix`: the values of the `valued` names, only the
-    metadata of the `unvalued` ones (a rollback's, which reads no value), and the replicas of
-    the `replicated` ones. Everything under `prefix` is listed, or, given `only`, enough to
-    show those names (list_names). The listing's chains of pages and the reads of the values
+    """What Secrets Manager holds under `prefix`: the values of the `valued` names, and the
+    replicas of the `replicated` ones. Everything under `prefix` is listed, or, given `only`,
+    enough to show those names (list_names). The listing's chains of pages and the reads of the values
     by name go out together, none waiting for another; the listing then decides which answers
     are ours to use, and a name it lags behind is described."""
     listing = list_names(client, prefix, only, executor)
@@ -402,7 +404,6 @@ def read_current(
     current = listing()
     prefetched = prefetch()
     unlisted = [n for n in valued if n not in current and n in prefetched.values]
-    unlisted += [n for n in unvalued if n not in current]
     current.update(read_unlisted(client, prefetched.values, unlisted, executor))
     to_read = [current[n] for n in valued if n in current]
     current.update(read_values(client, to_read, executor, prefetched))

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .apply import Result
-from .drift import CURRENT
 from .plan import WRITES, Action
+from .versions import CURRENT
 
 OUTPUTS: tuple[tuple[str, str], ...] = (
     (

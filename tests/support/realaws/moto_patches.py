@@ -10,13 +10,42 @@ it left, and that version keeps its other labels."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 from moto.secretsmanager.exceptions import InvalidParameterException
 from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
 _CURRENT, _PREVIOUS = "AWSCURRENT", "AWSPREVIOUS"
+
+# What becomes of the other labels of the version AWSCURRENT leaves when a new version (a plain
+# PutSecretValue, or UpdateSecret with a value) is made current. The evidence conflicts, so both
+# readings are modelled and the tests that depend on it run under each (tests/conftest.py,
+# the `label_reading` fixture):
+# - "kept": the user guide's Staging labels and API_UpdateSecretVersionStage say only that
+#   AWSPREVIOUS moves to the version AWSCURRENT left; LocalStack's recordings against AWS of
+#   UpdateSecretVersionStage moving AWSCURRENT (test_update_secret_version_stages_current_pending_
+#   cycle_custom_stages_1 and _2, validated 2024-03-15) show that version keeping its custom labels
+#   (["AWSPREVIOUS", "PUT0"]).
+# - "dropped": the only recording of a plain PutSecretValue moving AWSCURRENT (LocalStack's
+#   test_update_secret_version_stages_current_pending, validated 2024-03-15,
+#   tests/aws/services/secretsmanager/test_secretsmanager.snapshot.json, list_secret_version_ids_
+#   res_2) shows the version it left with ["AWSPREVIOUS"] alone: its AWSPENDING was dropped. moto
+#   5 does the same to every label.
+Reading = Literal["kept", "dropped"]
+OLD_VERSION_LABELS: Reading = "kept"
+
+
+@contextmanager
+def reading(which: Reading) -> Iterator[None]:
+    """Run the moto of this process under one reading of the labels of a left version."""
+    global OLD_VERSION_LABELS
+    before, OLD_VERSION_LABELS = OLD_VERSION_LABELS, which
+    try:
+        yield
+    finally:
+        OLD_VERSION_LABELS = before
 
 
 def labels_move_with_a_new_version(
@@ -25,10 +54,9 @@ def labels_move_with_a_new_version(
     """API_UpdateSecretVersionStage ("Each staging label can be attached to only one version at
     a time"; "Whenever you move AWSCURRENT, Secrets Manager automatically moves the label
     AWSPREVIOUS to the version that AWSCURRENT was removed from"), as PutSecretValue applies it
-    to a new version's VersionStages; the version AWSCURRENT left keeps its other labels. moto 5
-    replaces that version's labels with ["AWSPREVIOUS"] (dropping a custom label such as ours,
-    which would hide every drift) and leaves a custom label given to PutSecretValue on the old
-    version as well.
+    to a new version's VersionStages. The version AWSCURRENT left keeps its other labels, or
+    keeps AWSPREVIOUS alone, as OLD_VERSION_LABELS says (both readings: see above). moto 5 always
+    drops them, and leaves a custom label given to PutSecretValue on the old version as well.
     Replaces FakeSecret.reset_default_version."""
     moving = set(secret_version["version_stages"])
     for vid, version in self.versions.items():
@@ -38,6 +66,8 @@ def labels_move_with_a_new_version(
             ]
     old = self.default_version_id
     if old and old != version_id and old in self.versions:
+        if OLD_VERSION_LABELS == "dropped":
+            self.versions[old]["version_stages"] = []
         self.versions[old]["version_stages"].append(_PREVIOUS)
     self.versions[version_id] = secret_version
     self.default_version_id = version_id
