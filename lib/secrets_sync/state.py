@@ -396,9 +396,9 @@ def read_current(
 ) -> dict[str, Current]:
     """What Secrets Manager holds under `prefix`: the values of the `valued` names, and the
     replicas of the `replicated` ones. Everything under `prefix` is listed, or, given `only`,
-    enough to show those names (list_names). The listing's chains of pages and the reads of the values
-    by name go out together, none waiting for another; the listing then decides which answers
-    are ours to use, and a name it lags behind is described."""
+    enough to show those names (list_names). The listing's chains of pages and the reads of the
+    values by name go out together, none waiting for another; the listing then decides which
+    answers are ours to use, and a name it lags behind is described."""
     listing = list_names(client, prefix, only, executor)
     prefetch = prefetch_values(client, valued, executor)
     current = listing()
