@@ -12,13 +12,16 @@ from typing import Any
 from .document import parse_document
 from .errors import InputError
 from .schema import MAX_NAME, MAX_TAGS, place_of, validate
+from .tagrecord import TAGS_RECORD
 
 MANAGED_BY = ("ManagedBy", "secrets-sync")
 REPOSITORY_TAG = "secrets-sync:repository"
 RUN_TAG = "secrets-sync:run"  # the audit trail: the run (URL, with attempt) that last wrote
 COMMIT_TAG = "secrets-sync:commit"  # ...and its commit
 ROLLED_BACK_TAG = "secrets-sync:rolled-back-from"  # the version the last rollback left
-RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, ROLLED_BACK_TAG})
+RESERVED_TAGS = frozenset(
+    {MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, ROLLED_BACK_TAG, TAGS_RECORD}
+)
 
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
@@ -94,7 +97,8 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
                 f"{place}.{key}",
                 "this tag is set by secrets-sync itself.",
                 "remove it; secrets-sync sets ManagedBy, secrets-sync:repository, "
-                "secrets-sync:run, secrets-sync:commit and secrets-sync:rolled-back-from.",
+                "secrets-sync:run, secrets-sync:commit, secrets-sync:rolled-back-from and "
+                "secrets-sync:tags.",
             )
         if value[:4].lower() == "aws:":
             raise InputError(

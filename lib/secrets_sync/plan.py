@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from typing import Any
 
 from .errors import InputError
-from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG
+from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RESERVED_TAGS, RUN_TAG
 from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
-from .state import Current
+from .state import Current, Replica
+from .tagrecord import TAGS_RECORD, decode, encode
+
+# How AWS names its own key for Secrets Manager; where a secret uses it, ListSecrets and
+# DescribeSecret leave KmsKeyId out (a replica's ReplicationStatus names it by this alias).
+DEFAULT_KMS_KEY = "alias/aws/secretsmanager"
 
 
 class Action(StrEnum):
@@ -51,6 +57,12 @@ class Step:
     drift: bool = False  # the current version was written outside secrets-sync (drift.py)
     relabel: bool = False  # move our staging label to the current version (drift.py)
     target_version: str | None = None  # a rollback: the version to make current (rollback.py)
+    # What the mapping no longer has, on a secret this repository manages (see _metadata).
+    tags_to_remove: tuple[str, ...] = ()  # tag keys this action set (tagrecord.py)
+    regions_to_remove: tuple[str, ...] = ()  # replica regions
+    rekey_replicas: tuple[str, ...] = ()  # replicas removed and added again with a new KMS key
+    kms_key_id: str | None = None  # the secret's new KMS key, set only when it differs
+    unrecorded_tags: tuple[str, ...] = ()  # tag keys written but not recorded: no room left
 
     @property
     def policy(self) -> str | None:
@@ -64,9 +76,177 @@ class Step:
     def key_names(self) -> tuple[str, ...]:
         return self.desired.spec.key_names if self.desired else ()
 
+    @property
+    def changes(self) -> str:
+        """What a write changes besides the value, in words: names, regions and keys only."""
+        user_tags = [k for k, _ in self.tags if k != TAGS_RECORD and k not in _OURS]
+        parts = [
+            f"sets tags {_names(user_tags)}" if user_tags else "",
+            f"removes tags {_names(list(self.tags_to_remove))}" if self.tags_to_remove else "",
+            "sets the description" if self.description is not None else "",
+            f"sets KMS key {self.kms_key_id}" if self.kms_key_id else "",
+            f"adds replicas in {', '.join(self.replica_regions)}" if self.replica_regions else "",
+            f"removes replicas in {', '.join(self.regions_to_remove)}"
+            if self.regions_to_remove
+            else "",
+            f"re-adds replicas in {', '.join(self.rekey_replicas)} with their new KMS keys"
+            if self.rekey_replicas
+            else "",
+            f"re-adds failed replicas in {', '.join(r for r, _ in self.failed_replicas)}"
+            if self.failed_replicas
+            else "",
+            f"records no more tag keys ({_names(list(self.unrecorded_tags))} will not be removed "
+            "when they leave the mapping)"
+            if self.unrecorded_tags
+            else "",
+        ]
+        return "; ".join(p for p in parts if p)
+
 
 def wanted_tags(desired: Desired, repository: str) -> dict[str, str]:
     return {**dict(desired.spec.tags), MANAGED_BY[0]: MANAGED_BY[1], REPOSITORY_TAG: repository}
+
+
+_OURS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG})
+
+
+def _kms_name(key: str) -> tuple[str, str]:
+    """("alias", name) or ("key", id) of a KMS key as the API takes it: a key ID, a key ARN, an
+    alias name or an alias ARN."""
+    resource = key.split(":", 5)[5] if key.startswith("arn:") and key.count(":") >= 5 else key
+    if resource.startswith("alias/"):
+        return ("alias", resource.removeprefix("alias/"))
+    return ("key", resource.removeprefix("key/"))
+
+
+def kms_key_changed(wanted: str | None, current: str | None, *, omitted_if_default: bool) -> bool:
+    """Whether the KMS key the mapping names differs from the one AWS reports. Only a key the
+    mapping names counts (none: the secret keeps its own). AWS reports an alias or a key by ID
+    or ARN, not always as given: an alias against a key ID could be the same key or not, which
+    only KMS could say, and is taken as no change (a change would otherwise be applied again on
+    every run). `omitted_if_default`: AWS leaves KmsKeyId out exactly when the key is its own
+    aws/secretsmanager (ListSecrets, DescribeSecret), so a key it reports is never that one."""
+    if not wanted:
+        return False
+    default = _kms_name(DEFAULT_KMS_KEY)
+    named, reported = _kms_name(wanted), _kms_name(current or DEFAULT_KMS_KEY)
+    if named == reported:
+        return False
+    if named[0] == reported[0] or reported == default:
+        return True
+    return named == default and omitted_if_default
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a secret needs besides its value: tags to set and remove, description, KMS key and
+    replicas (see _metadata)."""
+
+    tags: tuple[tuple[str, str], ...] = ()
+    tags_to_remove: tuple[str, ...] = ()
+    unrecorded_tags: tuple[str, ...] = ()
+    description: str | None = None
+    kms_key_id: str | None = None
+    replica_regions: tuple[str, ...] = ()
+    failed_replicas: tuple[tuple[str, str], ...] = ()
+    regions_to_remove: tuple[str, ...] = ()
+    rekey_replicas: tuple[str, ...] = ()
+
+    def differs(self) -> list[str]:
+        """The kinds of metadata that differ, for the plan's reason."""
+        return [
+            what
+            for what, on in (
+                ("tags", self.tags or self.tags_to_remove),
+                ("description", self.description is not None),
+                ("KMS key", self.kms_key_id),
+                (
+                    "replicas",
+                    self.replica_regions
+                    or self.failed_replicas
+                    or self.regions_to_remove
+                    or self.rekey_replicas,
+                ),
+            )
+            if on
+        ]
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _record(
+    desired: Desired, current: Current, tags: Mapping[str, str], *, managed: bool
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
+    """The tags to set (the record included), the tag keys to remove, and the keys left out of
+    the record for want of room. Only a key in the record of a secret this repository manages
+    is removed; the record then holds the mapping's keys this action wrote, now or before."""
+    user = dict(desired.spec.tags)
+    recorded = decode(current.tags.get(TAGS_RECORD)) if managed else frozenset()
+    to_set = {k: v for k, v in tags.items() if current.tags.get(k) != v}
+    remove = sorted(
+        k for k in recorded if k not in user and k in current.tags and k not in RESERVED_TAGS
+    )
+    value, left_out = encode(k for k in user if k in recorded or k in to_set)
+    if value and current.tags.get(TAGS_RECORD) != value:
+        to_set[TAGS_RECORD] = value
+    elif not value and TAGS_RECORD in current.tags and managed:
+        remove.append(TAGS_RECORD)
+    unrecorded = tuple(k for k in left_out if k in to_set)
+    return tuple(sorted(to_set.items())), tuple(remove), unrecorded
+
+
+def _replicas(
+    desired: Desired, current: Current, *, managed: bool
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
+    """Replica regions to add, failed ones to add again, dropped ones to remove, and those whose
+    KMS key changed (removed and added again: a replica's key is set only when it is made)."""
+    spec = desired.spec
+    if current.replica_regions is None:
+        return spec.replica_regions, (), (), ()
+    add = tuple(r for r in spec.replica_regions if r not in current.replica_regions)
+    failed = tuple(
+        (r.region, r.message or "no reason given")
+        for r in current.replicas or ()
+        if r.failed and r.region in spec.replica_regions
+    )
+    if not managed:  # as for a prune: only on a secret this repository already manages
+        return add, failed, (), ()
+    keys = dict(spec.replica_kms_keys)
+    dropped = tuple(
+        r.region for r in current.replicas or () if r.region not in spec.replica_regions
+    )
+    rekey = tuple(
+        r.region
+        for r in current.replicas or ()
+        if r.region in keys and not r.failed and _rekeyed(r, keys[r.region])
+    )
+    return add, failed, dropped, rekey
+
+
+def _rekeyed(replica: Replica, wanted: str) -> bool:
+    return kms_key_changed(wanted, replica.kms_key_id, omitted_if_default=False)
+
+
+def _metadata(desired: Desired, current: Current, *, repository: str, managed: bool) -> Metadata:
+    spec = desired.spec
+    tags, remove, unrecorded = _record(
+        desired, current, wanted_tags(desired, repository), managed=managed
+    )
+    # AWS leaves an empty description out of its answers: "" and none are the same.
+    description = (
+        spec.description
+        if spec.description is not None
+        and (spec.description or None) != (current.description or None)
+        else None
+    )
+    kms = (
+        spec.kms_key_id
+        if kms_key_changed(spec.kms_key_id, current.kms_key_id, omitted_if_default=True)
+        else None
+    )
+    add, failed, dropped, rekey = _replicas(desired, current, managed=managed)
+    return Metadata(tags, remove, unrecorded, description, kms, add, failed, dropped, rekey)
 
 
 def same_value(current: str | None, wanted: str, is_json: bool) -> bool:
@@ -190,8 +370,9 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
         return step
     # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all; every
     # write also sets the audit tags. Counted before any call, or the value would be written
-    # and then the tags refused.
-    tag_count = len(current.tags.keys() | dict(step.tags).keys() | {RUN_TAG, COMMIT_TAG})
+    # and then the tags refused. Tags to remove go first (apply.py), and make room.
+    kept = current.tags.keys() - set(step.tags_to_remove)
+    tag_count = len(kept | dict(step.tags).keys() | {RUN_TAG, COMMIT_TAG})
     if tag_count <= MAX_TAGS:
         return step
     return Step(
@@ -216,6 +397,8 @@ def _plan_secret(
     tags = wanted_tags(desired, repository)
     spec = desired.spec
     if current is None:
+        # The record holds every user tag key: this action sets them all.
+        record, left_out = encode(dict(spec.tags))
         return Step(
             name,
             Action.CREATE,
@@ -224,8 +407,9 @@ def _plan_secret(
             None,
             write_value=True,
             description=spec.description,
-            tags=tuple(sorted(tags.items())),
+            tags=tuple(sorted({**tags, **({TAGS_RECORD: record} if record else {})}.items())),
             replica_regions=spec.replica_regions,
+            unrecorded_tags=left_out,
         )
     if current.replica_of is not None:
         return Step(
@@ -258,24 +442,7 @@ def _plan_secret(
             desired,
             current,
         )
-    missing_tags = tuple(sorted((k, v) for k, v in tags.items() if current.tags.get(k) != v))
-    # AWS leaves an empty description out of its answers: "" and none are the same.
-    description = (
-        spec.description
-        if spec.description is not None
-        and (spec.description or None) != (current.description or None)
-        else None
-    )
-    replicas = (
-        tuple(r for r in spec.replica_regions if r not in current.replica_regions)
-        if current.replica_regions is not None
-        else spec.replica_regions
-    )
-    failed = tuple(
-        (r.region, r.message or "no reason given")
-        for r in current.replicas or ()
-        if r.failed and r.region in spec.replica_regions
-    )
+    meta = _metadata(desired, current, repository=repository, managed=owner is not None)
     if current.deleted:
         return Step(
             name,
@@ -284,10 +451,7 @@ def _plan_secret(
             desired,
             current,
             write_value=not keeps_value,
-            description=description,
-            tags=missing_tags,
-            replica_regions=replicas,
-            failed_replicas=failed,
+            **meta.fields(),
         )
     if current.read_error and not keeps_value:
         return Step(
@@ -304,42 +468,33 @@ def _plan_secret(
         return Step(name, Action.CONFLICT, change.conflict, desired, current)
     if change.write:
         keys = f" (merging {', '.join(change.merged_keys)})" if change.merged_keys else ""
-        return Step(
+        step = Step(
             name,
             Action.UPDATE,
             "value differs" + keys + adopting,
             desired,
             current,
             write_value=True,
-            description=description,
-            tags=missing_tags,
-            replica_regions=replicas,
             merged_keys=change.merged_keys,
             merged=change.merged,
-            failed_replicas=failed,
+            **meta.fields(),
         )
-    if missing_tags or description is not None or replicas or failed:
-        what = [
-            w
-            for w, on in (
-                ("tags", missing_tags),
-                ("description", description is not None),
-                ("replicas", replicas or failed),
-            )
-            if on
-        ]
-        return Step(
+        return replace(step, reason=_with_changes(step.reason, step.changes))
+    if meta.differs():
+        step = Step(
             name,
             Action.TAG,
-            " and ".join(what) + " differ" + adopting,
+            " and ".join(meta.differs()) + " differ" + adopting,
             desired,
             current,
-            description=description,
-            tags=missing_tags,
-            replica_regions=replicas,
-            failed_replicas=failed,
+            **meta.fields(),
         )
+        return replace(step, reason=_with_changes(step.reason, step.changes))
     return Step(name, Action.UNCHANGED, "", desired, current)
+
+
+def _with_changes(reason: str, changes: str) -> str:
+    return f"{reason}: {changes}" if changes else reason
 
 
 def plan(

@@ -35,10 +35,13 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     (
         "results",
         "JSON array of `{name, action, arn, version_id, error, drift, update_policy, "
-        "merged_keys}`, one per secret: `drift` whether its value was written outside "
-        "secrets-sync since its last sync, `update_policy` the policy that applied (null for a "
-        "prune or rollback), `merged_keys` the names of the keys a merge wrote (or would write, "
-        "in a dry run).",
+        "merged_keys, removed_tags, removed_replicas, kms_key_id}`, one per secret: `drift` "
+        "whether its value was written outside secrets-sync since its last sync, "
+        "`update_policy` the policy that applied (null for a prune or rollback), `merged_keys` "
+        "the names of the keys a merge wrote, `removed_tags` the tag keys and "
+        "`removed_replicas` the replica regions removed because the mapping no longer has them, "
+        "`kms_key_id` the KMS key the secret was moved to (null if none; each as planned, in a "
+        "dry run: would be).",
     ),
     ("manifests", "Path of the written External Secrets Operator manifests, when `k8s` is used."),
     (
@@ -99,6 +102,9 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
                 "drift": r.step.drift,
                 "update_policy": r.step.policy,
                 "merged_keys": list(r.step.merged_keys),
+                "removed_tags": list(r.step.tags_to_remove),
+                "removed_replicas": list(r.step.regions_to_remove),
+                "kms_key_id": r.step.kms_key_id,
             }
             for r in results
         ]
@@ -179,6 +185,8 @@ def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repositor
         )
         if r.step.drift:
             action += " (**drifted**)"
+        if r.action in (Action.UPDATE, Action.TAG, Action.RESTORE) and r.step.changes:
+            action += f": {_cell(r.step.changes)}"
         arn = f"`{r.arn}`" if r.arn else ""
         policy = _cell(_policy(r, dry_run=dry_run))
         lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} | {policy} |")

@@ -65,7 +65,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         proxy_rules.RealAws.lagging_listing,
         "API_ListSecrets: eventually consistent, may not reflect the last five minutes; "
-        "SecretListEntry has no ReplicationStatus",
+        "SecretListEntry has no ReplicationStatus, and a PrimaryRegion only when replicated "
+        "(AWS CLI reference: describe-secret and list-secrets examples)",
     ),
     # In moto itself.
     Deviation(moto_patches.labels_move_with_a_new_version, _LABELS),
@@ -73,6 +74,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         moto_patches.a_moved_label_leaves_its_holder,
         "API_UpdateSecretVersionStage: RemoveFromVersionId",
+    ),
+    Deviation(
+        moto_patches.a_replica_keeps_its_kms_key,
+        "API_ReplicationStatusType: KmsKeyId; API_ReplicaRegionType; AWS CLI reference: "
+        "describe-secret example",
     ),
 )
 
