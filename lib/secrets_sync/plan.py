@@ -77,12 +77,17 @@ class Step:
         return self.desired.spec.key_names if self.desired else ()
 
     @property
+    def removed_tags(self) -> tuple[str, ...]:
+        """The user's tag keys to remove (the record, when it goes, is ours to say nothing of)."""
+        return tuple(k for k in self.tags_to_remove if k != TAGS_RECORD)
+
+    @property
     def changes(self) -> str:
         """What a write changes besides the value, in words: names, regions and keys only."""
         user_tags = [k for k, _ in self.tags if k != TAGS_RECORD and k not in _OURS]
         parts = [
             f"sets tags {_names(user_tags)}" if user_tags else "",
-            f"removes tags {_names(list(self.tags_to_remove))}" if self.tags_to_remove else "",
+            f"removes tags {_names(list(self.removed_tags))}" if self.removed_tags else "",
             "sets the description" if self.description is not None else "",
             f"sets KMS key {self.kms_key_id}" if self.kms_key_id else "",
             f"adds replicas in {', '.join(self.replica_regions)}" if self.replica_regions else "",

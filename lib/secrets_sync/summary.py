@@ -102,7 +102,7 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
                 "drift": r.step.drift,
                 "update_policy": r.step.policy,
                 "merged_keys": list(r.step.merged_keys),
-                "removed_tags": list(r.step.tags_to_remove),
+                "removed_tags": list(r.step.removed_tags),
                 "removed_replicas": list(r.step.regions_to_remove),
                 "kms_key_id": r.step.kms_key_id,
             }

@@ -208,6 +208,7 @@ class RealAws:
             {
                 **{k: v for k, v in entry.items() if k != "ReplicationStatus"},
                 **({"PrimaryRegion": region} if entry.get("ReplicationStatus") else {}),
+                **({"PrimaryRegion": entry["PrimaryRegion"]} if "PrimaryRegion" in entry else {}),
             }
             for entry in page.get("SecretList", [])
             if entry["Name"] not in recent
