@@ -156,6 +156,10 @@ def test_a_record_another_hand_wrote_on_an_unmanaged_secret_is_not_trusted(actio
     assert run.results()["app/key"]["removed_tags"] == []
     assert "UntagResource" not in proxy.ops()
     assert tags_of(sm, "app/key")["Team"] == "core"
+    assert tags_of(sm, "app/key")[TAGS_RECORD] == ""  # emptied: nothing in it is ours
+    run = sync(action, "key: [K]")  # and once ours, still nothing to remove
+    assert run.results()["app/key"]["removed_tags"] == []
+    assert tags_of(sm, "app/key")["Team"] == "core"
 
 
 def test_tags_to_remove_make_room_under_the_limit(action, proxy, sm, realaws):

@@ -195,8 +195,14 @@ def _record(
     value, left_out = encode(k for k in user if k in recorded or k in to_set)
     if value and current.tags.get(TAGS_RECORD) != value:
         to_set[TAGS_RECORD] = value
-    elif not value and TAGS_RECORD in current.tags and managed:
-        remove.append(TAGS_RECORD)
+    elif not value and current.tags.get(TAGS_RECORD):
+        # None of its keys is ours any more: it goes. On a secret being adopted the record is
+        # someone else's word, emptied in the TagResource that adopts it (UntagResource is
+        # only for secrets already ours), so that the next run trusts no key of it.
+        if managed:
+            remove.append(TAGS_RECORD)
+        else:
+            to_set[TAGS_RECORD] = ""
     unrecorded = tuple(k for k in left_out if k in to_set)
     return tuple(sorted(to_set.items())), tuple(remove), unrecorded
 

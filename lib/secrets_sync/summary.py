@@ -20,8 +20,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("created", "JSON array of the names of created secrets."),
     (
         "updated",
-        "JSON array of the names of secrets whose value, tags, description or replicas "
-        "were updated, or that were restored.",
+        "JSON array of the names of secrets whose value, tags, description, KMS key or "
+        "replicas were updated, or that were restored.",
     ),
     ("unchanged", "JSON array of the names of secrets that needed no write."),
     ("deleted", "JSON array of the names of pruned secrets (scheduled for deletion)."),
