@@ -226,6 +226,23 @@ def test_replicas_of_a_secret_being_adopted_are_left_alone(action, proxy, sm, mo
     ]
 
 
+def test_nothing_is_removed_from_a_replica_of_another_regions_primary(action, proxy, sm, moto):
+    # The primary lives in eu-west-1, tagged ours, replicated here and to eu-west-2.
+    client(moto, "eu-west-1").create_secret(
+        Name="app/key",
+        SecretString='{"K": "removal-canary-value-1"}',
+        Tags=[*OURS, {"Key": "Team", "Value": "core"}, {"Key": TAGS_RECORD, "Value": "Team"}],
+        AddReplicaRegions=[{"Region": REGION}, {"Region": "eu-west-2"}],
+    )
+    run = action({"secrets": "key: [K]", "name-prefix": PREFIX}, env=ENV)
+    assert run.returncode == 1  # a conflict: manage it in its primary's region
+    assert "replica of the secret in eu-west-1" in run.results()["app/key"]["error"]
+    assert writes(proxy) == []
+    primary = client(moto, "eu-west-1").describe_secret(SecretId="app/key")
+    assert len(primary["ReplicationStatus"]) == 2
+    assert {t["Key"] for t in primary["Tags"]} >= {"Team", TAGS_RECORD}
+
+
 def test_a_replica_whose_kms_key_changed_is_made_again_with_it(action, proxy, sm, realaws):
     mapping = "key: {keys: [K], replica-regions: [{region: eu-west-1, kms-key-id: %s}]}"
     sync(action, mapping % EU_A)
