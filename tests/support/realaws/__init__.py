@@ -69,16 +69,16 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "(AWS CLI reference: describe-secret and list-secrets examples)",
     ),
     # In moto itself.
+    Deviation(
+        moto_patches.a_replica_keeps_its_kms_key,
+        "API_ReplicationStatusType: KmsKeyId; API_ReplicaRegionType; AWS CLI reference: "
+        "describe-secret example",
+    ),
     Deviation(moto_patches.labels_move_with_a_new_version, _LABELS),
     Deviation(moto_patches.labels_leave_the_old_versions, _LABELS),
     Deviation(
         moto_patches.a_moved_label_leaves_its_holder,
         "API_UpdateSecretVersionStage: RemoveFromVersionId",
-    ),
-    Deviation(
-        moto_patches.a_replica_keeps_its_kms_key,
-        "API_ReplicationStatusType: KmsKeyId; API_ReplicaRegionType; AWS CLI reference: "
-        "describe-secret example",
     ),
 )
 
