@@ -100,10 +100,7 @@ class Step:
             f"re-adds failed replicas in {', '.join(r for r, _ in self.failed_replicas)}"
             if self.failed_replicas
             else "",
-            f"records no more tag keys ({_names(list(self.unrecorded_tags))} will not be removed "
-            "when they leave the mapping)"
-            if self.unrecorded_tags
-            else "",
+            _unrecorded(self.unrecorded_tags),
         ]
         return "; ".join(p for p in parts if p)
 
@@ -413,7 +410,7 @@ def _plan_secret(
         return Step(
             name,
             Action.CREATE,
-            "new secret",
+            _with_changes("new secret", _unrecorded(left_out)),
             desired,
             None,
             write_value=True,
@@ -502,6 +499,15 @@ def _plan_secret(
         )
         return replace(step, reason=_with_changes(step.reason, step.changes))
     return Step(name, Action.UNCHANGED, "", desired, current)
+
+
+def _unrecorded(keys: tuple[str, ...]) -> str:
+    if not keys:
+        return ""
+    return (
+        f"no room left in {TAGS_RECORD} for tag keys {_names(list(keys))}: they will not be "
+        "removed when they leave the mapping"
+    )
 
 
 def _with_changes(reason: str, changes: str) -> str:
