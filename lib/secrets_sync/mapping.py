@@ -12,13 +12,13 @@ from typing import Any
 from .document import parse_document
 from .errors import InputError
 from .schema import MAX_NAME, MAX_TAGS, place_of, validate
-from .tagrecord import TAGS_RECORD
 
 MANAGED_BY = ("ManagedBy", "secrets-sync")
 REPOSITORY_TAG = "secrets-sync:repository"
 RUN_TAG = "secrets-sync:run"  # the audit trail: the run (URL, with attempt) that last wrote
 COMMIT_TAG = "secrets-sync:commit"  # ...and its commit
 ROLLED_BACK_TAG = "secrets-sync:rolled-back-from"  # the version the last rollback left
+TAGS_RECORD = "secrets-sync:tags"  # the user tag keys this action set (tagrecord.py)
 RESERVED_TAGS = frozenset(
     {MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, ROLLED_BACK_TAG, TAGS_RECORD}
 )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from .errors import InputError
-from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RESERVED_TAGS, RUN_TAG
+from .mapping import COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG
 from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
 from .state import Current, Replica
@@ -83,7 +83,10 @@ class Step:
 
     @property
     def changes(self) -> str:
-        """What a write changes besides the value, in words: names, regions and keys only."""
+        """What a write changes besides the value, in words: names, regions and keys only (for a
+        create, which sets everything, only the tag keys the record has no room for)."""
+        if self.action is Action.CREATE:
+            return _unrecorded(self.unrecorded_tags)
         user_tags = [k for k, _ in self.tags if k != TAGS_RECORD and k not in _OURS]
         parts = [
             f"sets tags {_names(user_tags)}" if user_tags else "",
@@ -140,41 +143,38 @@ def kms_key_changed(wanted: str | None, current: str | None, *, omitted_if_defau
 
 
 @dataclass(frozen=True)
-class Metadata:
-    """What a secret needs besides its value: tags to set and remove, description, KMS key and
-    replicas (see _metadata)."""
+class Removals:
+    """What a secret needs that the mapping dropped or changed, besides the value, the
+    description and the replicas to add: the tags to set (the record of tag keys among them),
+    the tag keys and replica regions to remove, the replicas to make again with a new KMS key,
+    and the secret's new KMS key."""
 
     tags: tuple[tuple[str, str], ...] = ()
     tags_to_remove: tuple[str, ...] = ()
     unrecorded_tags: tuple[str, ...] = ()
-    description: str | None = None
     kms_key_id: str | None = None
-    replica_regions: tuple[str, ...] = ()
-    failed_replicas: tuple[tuple[str, str], ...] = ()
     regions_to_remove: tuple[str, ...] = ()
     rekey_replicas: tuple[str, ...] = ()
 
-    def differs(self) -> list[str]:
-        """The kinds of metadata that differ, for the plan's reason."""
-        return [
-            what
-            for what, on in (
-                ("tags", self.tags or self.tags_to_remove),
-                ("description", self.description is not None),
-                ("KMS key", self.kms_key_id),
-                (
-                    "replicas",
-                    self.replica_regions
-                    or self.failed_replicas
-                    or self.regions_to_remove
-                    or self.rekey_replicas,
-                ),
-            )
-            if on
-        ]
+    @property
+    def removes(self) -> bool:
+        return bool(
+            self.tags_to_remove or self.kms_key_id or self.regions_to_remove or self.rekey_replicas
+        )
 
     def fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The Step fields (the tags go in as the tags to set)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tags"}
+
+
+def _removals(
+    desired: Desired, current: Current, tags: Mapping[str, str], *, managed: bool
+) -> Removals:
+    to_set, remove, unrecorded = _record(desired, current, tags, managed=managed)
+    kms = desired.spec.kms_key_id
+    changed = kms_key_changed(kms, current.kms_key_id, omitted_if_default=True)
+    dropped, rekey = _dropped_replicas(desired, current, managed=managed)
+    return Removals(to_set, remove, unrecorded, kms if changed else None, dropped, rekey)
 
 
 def _record(
@@ -187,7 +187,13 @@ def _record(
     recorded = decode(current.tags.get(TAGS_RECORD)) if managed else frozenset()
     to_set = {k: v for k, v in tags.items() if current.tags.get(k) != v}
     remove = sorted(
-        k for k in recorded if k not in user and k in current.tags and k not in RESERVED_TAGS
+        k
+        for k in recorded
+        # Never one of ours, whatever a record says: the ownership tags stay.
+        if k not in user
+        and k in current.tags
+        and k not in _OURS
+        and not k.startswith("secrets-sync:")
     )
     value, left_out = encode(k for k in user if k in recorded or k in to_set)
     if value and current.tags.get(TAGS_RECORD) != value:
@@ -204,57 +210,36 @@ def _record(
     return tuple(sorted(to_set.items())), tuple(remove), unrecorded
 
 
-def _replicas(
+def _dropped_replicas(
     desired: Desired, current: Current, *, managed: bool
-) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
-    """Replica regions to add, failed ones to add again, dropped ones to remove, and those whose
-    KMS key changed (removed and added again: a replica's key is set only when it is made)."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Replica regions the mapping dropped, and replicas whose KMS key changed (removed and
+    added again: a replica's key is set only when it is made). As for a prune: only on a
+    secret this repository already manages, and only where its replicas were read."""
+    if not managed or current.replicas is None:
+        return (), ()
     spec = desired.spec
-    if current.replica_regions is None:
-        return spec.replica_regions, (), (), ()
-    add = tuple(r for r in spec.replica_regions if r not in current.replica_regions)
-    failed = tuple(
-        (r.region, r.message or "no reason given")
-        for r in current.replicas or ()
-        if r.failed and r.region in spec.replica_regions
-    )
-    if not managed:  # as for a prune: only on a secret this repository already manages
-        return add, failed, (), ()
     keys = dict(spec.replica_kms_keys)
-    dropped = tuple(
-        r.region for r in current.replicas or () if r.region not in spec.replica_regions
-    )
+    dropped = tuple(r.region for r in current.replicas if r.region not in spec.replica_regions)
     rekey = tuple(
         r.region
-        for r in current.replicas or ()
+        for r in current.replicas
         if r.region in keys and not r.failed and _rekeyed(r, keys[r.region])
     )
-    return add, failed, dropped, rekey
+    return dropped, rekey
 
 
 def _rekeyed(replica: Replica, wanted: str) -> bool:
     return kms_key_changed(wanted, replica.kms_key_id, omitted_if_default=False)
 
 
-def _metadata(desired: Desired, current: Current, *, repository: str, managed: bool) -> Metadata:
-    spec = desired.spec
-    tags, remove, unrecorded = _record(
-        desired, current, wanted_tags(desired, repository), managed=managed
+def _unrecorded(keys: tuple[str, ...]) -> str:
+    if not keys:
+        return ""
+    return (
+        f"no room left in {TAGS_RECORD} for tag keys {_names(list(keys))}: they will not be "
+        "removed when they leave the mapping"
     )
-    # AWS leaves an empty description out of its answers: "" and none are the same.
-    description = (
-        spec.description
-        if spec.description is not None
-        and (spec.description or None) != (current.description or None)
-        else None
-    )
-    kms = (
-        spec.kms_key_id
-        if kms_key_changed(spec.kms_key_id, current.kms_key_id, omitted_if_default=True)
-        else None
-    )
-    add, failed, dropped, rekey = _replicas(desired, current, managed=managed)
-    return Metadata(tags, remove, unrecorded, description, kms, add, failed, dropped, rekey)
 
 
 def same_value(current: str | None, wanted: str, is_json: bool) -> bool:
@@ -410,7 +395,7 @@ def _plan_secret(
         return Step(
             name,
             Action.CREATE,
-            _with_changes("new secret", _unrecorded(left_out)),
+            "new secret",
             desired,
             None,
             write_value=True,
@@ -450,7 +435,26 @@ def _plan_secret(
             desired,
             current,
         )
-    meta = _metadata(desired, current, repository=repository, managed=owner is not None)
+    missing_tags = tuple(sorted((k, v) for k, v in tags.items() if current.tags.get(k) != v))
+    # AWS leaves an empty description out of its answers: "" and none are the same.
+    description = (
+        spec.description
+        if spec.description is not None
+        and (spec.description or None) != (current.description or None)
+        else None
+    )
+    replicas = (
+        tuple(r for r in spec.replica_regions if r not in current.replica_regions)
+        if current.replica_regions is not None
+        else spec.replica_regions
+    )
+    failed = tuple(
+        (r.region, r.message or "no reason given")
+        for r in current.replicas or ()
+        if r.failed and r.region in spec.replica_regions
+    )
+    more = _removals(desired, current, tags, managed=owner is not None)
+    missing_tags = more.tags
     if current.deleted:
         return Step(
             name,
@@ -459,7 +463,11 @@ def _plan_secret(
             desired,
             current,
             write_value=not keeps_value,
-            **meta.fields(),
+            description=description,
+            tags=missing_tags,
+            replica_regions=replicas,
+            failed_replicas=failed,
+            **more.fields(),
         )
     if current.read_error and not keeps_value:
         return Step(
@@ -476,42 +484,45 @@ def _plan_secret(
         return Step(name, Action.CONFLICT, change.conflict, desired, current)
     if change.write:
         keys = f" (merging {', '.join(change.merged_keys)})" if change.merged_keys else ""
-        step = Step(
+        return Step(
             name,
             Action.UPDATE,
             "value differs" + keys + adopting,
             desired,
             current,
             write_value=True,
+            description=description,
+            tags=missing_tags,
+            replica_regions=replicas,
             merged_keys=change.merged_keys,
             merged=change.merged,
-            **meta.fields(),
+            failed_replicas=failed,
+            **more.fields(),
         )
-        return replace(step, reason=_with_changes(step.reason, step.changes))
-    if meta.differs():
-        step = Step(
+    if missing_tags or description is not None or replicas or failed or more.removes:
+        what = [
+            w
+            for w, on in (
+                ("tags", missing_tags or more.tags_to_remove),
+                ("description", description is not None),
+                ("KMS key", more.kms_key_id),
+                ("replicas", replicas or failed or more.regions_to_remove or more.rekey_replicas),
+            )
+            if on
+        ]
+        return Step(
             name,
             Action.TAG,
-            " and ".join(meta.differs()) + " differ" + adopting,
+            " and ".join(what) + " differ" + adopting,
             desired,
             current,
-            **meta.fields(),
+            description=description,
+            tags=missing_tags,
+            replica_regions=replicas,
+            failed_replicas=failed,
+            **more.fields(),
         )
-        return replace(step, reason=_with_changes(step.reason, step.changes))
     return Step(name, Action.UNCHANGED, "", desired, current)
-
-
-def _unrecorded(keys: tuple[str, ...]) -> str:
-    if not keys:
-        return ""
-    return (
-        f"no room left in {TAGS_RECORD} for tag keys {_names(list(keys))}: they will not be "
-        "removed when they leave the mapping"
-    )
-
-
-def _with_changes(reason: str, changes: str) -> str:
-    return f"{reason}: {changes}" if changes else reason
 
 
 def plan(

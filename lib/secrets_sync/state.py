@@ -306,10 +306,9 @@ def read_current(
 ) -> dict[str, Current]:
     """What Secrets Manager holds under `prefix`: the values of the `valued` names, only the
     metadata of the `unvalued` ones (a rollback's, which reads no value), and the replicas of
-    the `replicated` ones and of the `valued` ones the listing shows replicated (so that a
-    region the mapping dropped is seen). Values are asked for by name while the listing runs,
-    so that reading costs no round trip of its own; the listing then decides which of them are
-    ours to use, and a name it lags behind is described."""
+    the `replicated` ones. Values are asked for by name while the listing runs, so that reading
+    costs no round trip of its own; the listing then decides which of them are ours to use, and
+    a name it lags behind is described."""
     listing = executor.submit(list_under, client, prefix)
     prefetched = prefetch_values(client, valued, executor)
     current = listing.result()
@@ -318,6 +317,7 @@ def read_current(
     current.update(read_unlisted(client, prefetched, unlisted, executor))
     to_read = [current[n] for n in valued if n in current]
     current.update(read_values(client, to_read, executor, prefetched))
+    # And those the listing shows replicated, so that a region the mapping dropped is seen.
     replicated = {*replicated, *(n for n in valued if n in current and current[n].replicated)}
     with_replicas = [
         current[n]

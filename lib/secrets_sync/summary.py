@@ -154,11 +154,20 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _with_changes(result: Result) -> str:
+    """The plan's reason, and what the write changes besides the value (plan.Step.changes)."""
+    changes = result.step.changes if result.action in _CHANGING else ""
+    return f"{result.step.reason}: {changes}" if changes else result.step.reason
+
+
+_CHANGING = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE})
+
+
 def plan_lines(results: Sequence[Result]) -> list[str]:
     width = max((len(r.name) for r in results), default=0)
     lines = []
     for r in results:
-        note = r.error or r.step.reason
+        note = r.error or _with_changes(r)
         spec = r.step.desired.spec if r.step.desired else None
         if spec is not None and spec.policy_given:
             note = f"{note} [update-policy: {spec.update_policy}]".lstrip()
@@ -185,7 +194,7 @@ def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repositor
         )
         if r.step.drift:
             action += " (**drifted**)"
-        if r.action in (Action.UPDATE, Action.TAG, Action.RESTORE) and r.step.changes:
+        if r.action in _CHANGING and r.step.changes:
             action += f": {_cell(r.step.changes)}"
         arn = f"`{r.arn}`" if r.arn else ""
         policy = _cell(_policy(r, dry_run=dry_run))

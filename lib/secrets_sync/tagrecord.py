@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-TAGS_RECORD = "secrets-sync:tags"
+from .mapping import TAGS_RECORD
+
+__all__ = ["TAGS_RECORD", "decode", "encode"]
 MAX_VALUE = 256  # API_Tag: Value, maximum length 256
 _SEPARATOR = "+"
 _ESCAPED = {"=": "=3D", "+": "=2B"}
