@@ -51,8 +51,8 @@ def i(place_input: str, value: str, mentions: str = "") -> Case:
 
 
 TAGS_49 = "{" + ", ".join(f"T{n}: v" for n in range(49)) + "}"
-# 46 of the user's and the 5 of secrets-sync (mapping.RESERVED_TAGS) are one over 50.
-TAGS_46 = "{" + ", ".join(f"T{n}: v" for n in range(46)) + "}"
+# 45 of the user's and the 6 of secrets-sync (mapping.RESERVED_TAGS) are one over 50.
+TAGS_45 = "{" + ", ".join(f"T{n}: v" for n in range(45)) + "}"
 TAGS_51 = "{" + ", ".join(f"T{n}: v" for n in range(51)) + "}"
 DEEP = "a: " + "[" * 5000 + "]" * 5000
 LAUGHS = "\n".join(
@@ -405,8 +405,8 @@ CASES = [
         m(f"a: {{keys: [A], tags: {TAGS_49}}}", "secrets.a.tags", "50"), id="tags-49-plus-ours"
     ),
     pytest.param(
-        m(f"a: {{keys: [A], tags: {TAGS_46}}}", "secrets.a.tags", "5 of secrets-sync"),
-        id="tags-46-plus-ours-and-the-audit-trail",
+        m(f"a: {{keys: [A], tags: {TAGS_45}}}", "secrets.a.tags", "6 of secrets-sync"),
+        id="tags-45-plus-ours-the-audit-trail-and-the-record",
     ),
     pytest.param(
         m("a: {keys: [A], tags: {" + "K" * 129 + ": v}}", "secrets.a.tags", "128"),

@@ -201,7 +201,7 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
     values = {"A": "a-canary-1", "B": "b-canary-1", "C": "c-canary-1", "D": "d-canary-1"}
     mapping = """
     a: {keys: [A], replica-regions: [eu-west-1], tags: {Team: core}}
-    b: {value: B, description: plain}
+    b: {value: B, description: plain, tags: {Env: dev}}
     c: C
     d: [D]
     e: {generate: {length: 20}}
@@ -223,8 +223,8 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
     # 2. Update a value, change tags and a description, add a replica; restore a deleted one.
     sm.delete_secret(SecretId=f"{PREFIX}c", RecoveryWindowInDays=7)
     mapping2 = mapping.replace(
-        "{value: B, description: plain}",
-        "{value: B, description: changed, replica-regions: [eu-west-2]}",
+        "{value: B, description: plain, tags: {Env: dev}}",
+        "{value: B, description: changed, replica-regions: [eu-west-2], tags: {Env: dev}}",
     )
     mapping2 = mapping2.replace("Team: core", "Team: platform")
     run = action(
@@ -258,11 +258,12 @@ def test_policy_lets_every_kind_of_sync_through_and_grants_nothing_unused(
     assert run.json("rolled-back") == [f"{PREFIX}a"]
 
     # 3. Prune what left the mapping, a replicated secret too: its replicas go first. (Minutes
-    # later: until ListSecrets shows a new secret, a prune cannot see it.)
+    # later: until ListSecrets shows a new secret, a prune cannot see it.) `b` loses the tag
+    # this action set on it (UntagResource).
     realaws.settle()
     mapping3 = "\n".join(
         line for line in mapping2.splitlines() if not line.startswith(("a:", "d:"))
-    )
+    ).replace(", tags: {Env: dev}", "")
     run = action(
         {**inputs, "secrets": mapping3, "prune": "true"},
         env={**values, "LEGACY": "new-canary"},
@@ -352,7 +353,11 @@ FORCE = "secretsmanager:ForceDeleteWithoutRecovery"
         (_req("UpdateSecretVersionStage"), False),
         (_req("UpdateSecretVersionStage", tags={"ManagedBy": "Terraform"}), False),
         (_req("UpdateSecretVersionStage", tags={**OURS, REPOSITORY_TAG: "o/r"}), False),
-        (_req("UntagResource", tags=OURS), False),
+        # Tags this action set come off only a secret tagged ours (tagrecord.py).
+        (_req("UntagResource", tags=OURS), True),
+        (_req("UntagResource"), False),
+        (_req("UntagResource", tags={"ManagedBy": "Terraform"}), False),
+        (_req("UntagResource", tags={**OURS, REPOSITORY_TAG: "o/r"}), False),
         (_req("PutResourcePolicy", tags=OURS), False),
         (_req("GetSecretValue", "x", tags=OURS), False),
         (
@@ -401,6 +406,7 @@ def test_policy_scoping_and_shape():
             "ListSecretVersionIds",  # a suspected drift's reference version (drift.py)
             "UpdateSecretVersionStage",  # a rollback
             "TagResource",
+            "UntagResource",  # only tags this action set, only on secrets tagged ours
             "RestoreSecret",
             "ReplicateSecretToRegions",
             "RemoveRegionsFromReplication",
@@ -439,7 +445,7 @@ def test_kms_keys_are_usable_only_through_secrets_manager():
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     policy = policy_for("--kms-key-arn", key, "--kms-key-arn", key)
     (statement,) = [s for s in policy["Statement"] if s["Action"][0].startswith("kms:")]
-    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Action"] == ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
     assert statement["Resource"] == [key]
     via = {"kms:viaservice": f"secretsmanager.{REGION}.amazonaws.com"}
     assert allowed(policy, Request("kms:Decrypt", key, via))

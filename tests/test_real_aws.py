@@ -113,9 +113,24 @@ def test_listing_lags_behind_new_secrets_and_shows_no_replication_status(proxy, 
         "old"
     ]  # AWS: "might not reflect changes from the last five minutes"
     assert "ReplicationStatus" not in listed()["old"]  # DescribeSecret has it, ListSecrets not
+    assert listed()["old"]["PrimaryRegion"] == REGION  # a replicated primary names its region
     assert via.describe_secret(SecretId="fresh")["Name"] == "fresh"
     realaws.settle()
     assert sorted(listed()) == ["fresh", "old"]
+    assert "PrimaryRegion" not in listed()["fresh"]  # a secret not replicated does not
+
+
+def test_a_replica_reports_the_kms_key_it_was_given(proxy, sm):
+    key = "arn:aws:kms:eu-west-1:123456789012:key/33333333-cccc-4ccc-8ccc-333333333333"
+    sm.create_secret(
+        Name="r",
+        SecretString="x",
+        AddReplicaRegions=[{"Region": ELSEWHERE, "KmsKeyId": key}, {"Region": "eu-west-2"}],
+    )
+    statuses = {
+        s["Region"]: s["KmsKeyId"] for s in sm.describe_secret(SecretId="r")["ReplicationStatus"]
+    }
+    assert statuses == {ELSEWHERE: key, "eu-west-2": "alias/aws/secretsmanager"}
 
 
 def test_a_batch_read_naming_a_secret_without_a_value_fails_for_that_secret_alone(

@@ -46,6 +46,7 @@ def test_create_then_noop(action, proxy, sm, realaws):
         "Team": "billing",
         "ManagedBy": "secrets-sync",
         "secrets-sync:repository": REPOSITORY,
+        "secrets-sync:tags": "Team",  # the tag keys this action set (tagrecord.py)
     }
     plain = sm.get_secret_value(SecretId="lornu-ai/sentry-dsn")["SecretString"]
     assert plain == CANARIES["SENTRY_DSN"]
@@ -147,6 +148,7 @@ def test_tag_only_change_writes_no_version(action, proxy, sm):
     assert tags == {
         "Team": "core",
         "Env": "prod",
+        "secrets-sync:tags": "Env+Team",
         **{t["Key"]: t["Value"] for t in OURS},
     }
     assert sm.describe_secret(SecretId="app/key")["Description"] == "Core key"

@@ -241,6 +241,9 @@ def test_outputs_and_markdown_from_results():
         "drift": False,
         "update_policy": "replace",
         "merged_keys": [],
+        "removed_tags": [],
+        "removed_replicas": [],
+        "kms_key_id": None,
     }
     assert json.loads(outs["drifted"]) == []
     assert json.loads(outs["rolled-back"]) == []
@@ -330,3 +333,67 @@ def test_settings_read_once_from_env_with_cli_overrides(tmp_path):
     assert settings.recovery_window_days == 7
     with pytest.raises(InputError, match="`dry-run`"):
         load_settings({**env, "INPUT_DRY-RUN": "yes"})
+
+
+# The record of tag keys, and KMS keys compared -----------------------------------------------
+
+
+def test_the_tag_record_round_trips_every_key_a_tag_may_have():
+    from secrets_sync import tagrecord
+    from secrets_sync.mapping import _TAG_TEXT
+
+    keys = {"Team", "Cost Center", "a+b=c", "x=3D", "=2B", "+3D", "app.kubernetes.io/name", "ü ß@"}
+    value, left_out = tagrecord.encode(keys)
+    assert left_out == ()
+    assert tagrecord.decode(value) == keys
+    assert _TAG_TEXT.fullmatch(value)  # a value AWS takes
+    assert tagrecord.decode(None) == tagrecord.decode("") == frozenset()
+
+
+def test_the_tag_record_keeps_what_fits_in_256_characters_and_says_what_not():
+    from secrets_sync import tagrecord
+
+    keys = [f"key-{n:02d}-" + "x" * 20 for n in range(12)]  # 27 characters each
+    value, left_out = tagrecord.encode(keys)
+    assert len(value) <= 256
+    assert tagrecord.decode(value) == set(keys[:9])  # 9 * 27 + 8 separators = 251
+    assert left_out == tuple(keys[9:])
+
+
+def test_a_plan_says_which_written_tag_keys_found_no_room_in_the_record():
+    many = {f"Key{n:02d}{'y' * 20}": "v" for n in range(12)}
+    spec = "k: {keys: [K], tags: " + json.dumps(many) + "}"
+    (step,) = plan((desired(spec),), {}, repository=REPO, adopt=True)
+    assert len(step.unrecorded_tags) == 3
+    assert "will not be removed when they leave the mapping" in step.changes
+    (line,) = plan_lines(dry_run((step,)))
+    assert "new secret: no room left in secrets-sync:tags for tag keys" in line
+
+
+@pytest.mark.parametrize(
+    ("wanted", "reported", "changed"),
+    [
+        (None, "arn:aws:kms:us-east-1:1:key/a", False),  # the mapping names none
+        ("arn:aws:kms:us-east-1:1:key/a", "arn:aws:kms:us-east-1:1:key/a", False),
+        ("a", "arn:aws:kms:us-east-1:1:key/a", False),  # the same key by ID
+        ("arn:aws:kms:us-east-1:1:key/b", "arn:aws:kms:us-east-1:1:key/a", True),
+        ("alias/app", "arn:aws:kms:us-east-1:1:alias/app", False),
+        ("alias/other", "arn:aws:kms:us-east-1:1:alias/app", True),
+        ("alias/app", "arn:aws:kms:us-east-1:1:key/a", False),  # only KMS could tell
+        ("arn:aws:kms:us-east-1:1:key/a", None, True),  # from aws/secretsmanager
+        ("alias/aws/secretsmanager", None, False),
+        ("alias/aws/secretsmanager", "arn:aws:kms:us-east-1:1:key/a", True),  # reported: not it
+    ],
+)
+def test_kms_keys_compare_only_where_aws_reports_them_comparably(wanted, reported, changed):
+    from secrets_sync.plan import kms_key_changed
+
+    assert kms_key_changed(wanted, reported, omitted_if_default=True) is changed
+
+
+def test_a_replicas_kms_key_reported_by_id_is_not_taken_for_the_default():
+    from secrets_sync.plan import kms_key_changed
+
+    key = "arn:aws:kms:eu-west-1:1:key/a"
+    assert not kms_key_changed("alias/aws/secretsmanager", key, omitted_if_default=False)
+    assert kms_key_changed(key, "alias/aws/secretsmanager", omitted_if_default=False)

@@ -160,8 +160,17 @@ class Applier:
                 return Result(step, step.action, arn, version, error=refused)
         if write_value:
             version = self._put_value(arn, step) or version
+        metadata: dict[str, Any] = {}
         if step.description is not None:
-            client.update_secret(SecretId=arn, Description=step.description)
+            metadata["Description"] = step.description
+        if step.kms_key_id:
+            # AWS re-encrypts AWSCURRENT, AWSPENDING and AWSPREVIOUS with it (docs/operations.md).
+            metadata["KmsKeyId"] = step.kms_key_id
+        if metadata:
+            client.update_secret(SecretId=arn, **metadata)
+        if step.tags_to_remove:
+            # Before TagResource: the removed tags make room under AWS's 50 (plan.py counts so).
+            client.untag_resource(SecretId=arn, TagKeys=list(step.tags_to_remove))
         if step.tags:
             # Last, so that a baseline names a version that exists (this write's, if any).
             tags = (*step.tags, *self.audit_tags, *_baseline(step.current, write_value))
@@ -169,18 +178,21 @@ class Applier:
         return self._replicate(step, Result(step, step.action, arn, version))
 
     def _replicate(self, step: Step, done: Result) -> Result:
-        """Add the missing replicas, and again those AWS reports as failed (they must be removed
-        first: a region is replicated once). A failed one stays failed, with AWS's reason, until
-        AWS answers it is in sync; the next run retries it."""
+        """Remove the replicas in regions the mapping dropped; add the missing replicas, and
+        again those AWS reports as failed or whose KMS key changed (they must be removed first:
+        a region is replicated once, and a replica's key is set when it is made). A failed one
+        stays failed, with AWS's reason, until AWS answers it is in sync; the next run retries
+        it."""
         assert step.desired is not None
         failed = dict(step.failed_replicas)
-        regions = (*failed, *step.replica_regions)
+        regions = (*failed, *step.rekey_replicas, *step.replica_regions)
+        removed = (*step.regions_to_remove, *failed, *step.rekey_replicas)
+        if removed:
+            self.client.remove_regions_from_replication(
+                SecretId=step.arn or "", RemoveReplicaRegions=list(removed)
+            )
         if not regions:
             return done
-        if failed:
-            self.client.remove_regions_from_replication(
-                SecretId=step.arn or "", RemoveReplicaRegions=list(failed)
-            )
         answer = self.client.replicate_secret_to_regions(
             SecretId=step.arn or "", AddReplicaRegions=_replica_regions(step.desired, regions)
         )

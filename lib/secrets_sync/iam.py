@@ -170,6 +170,15 @@ def permissions_policy(
             "Condition": {"StringEquals": managed_by},
         },
         {
+            # Tags this action set that left the mapping (tagrecord.py): only ever on a secret
+            # already tagged ours, never on one being adopted.
+            "Sid": "UntagOwn",
+            "Effect": "Allow",
+            "Action": "secretsmanager:UntagResource",
+            "Resource": arn,
+            "Condition": {"StringEquals": managed_by},
+        },
+        {
             "Sid": "DeleteOwnWithRecoveryWindow",
             "Effect": "Allow",
             "Action": "secretsmanager:DeleteSecret",
@@ -186,7 +195,11 @@ def permissions_policy(
             {
                 "Sid": "UseSecretsKeysThroughSecretsManager",
                 "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                # Decrypt and GenerateDataKey: reading and writing values. Encrypt: a changed
+                # `kms-key-id` re-encrypts the AWSCURRENT, AWSPENDING and AWSPREVIOUS versions
+                # with the new key (API_UpdateSecret: without kms:Encrypt on it, they are not),
+                # after decrypting them with the old one (kms:Decrypt on it).
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                 "Resource": sorted(set(kms_key_arns)),
                 "Condition": {"StringLike": {"kms:ViaService": f"secretsmanager.*.{domain}"}},
             }

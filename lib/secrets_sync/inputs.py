@@ -310,8 +310,9 @@ INPUTS: tuple[Input, ...] = (
     Input(
         "kms-key-id",
         None,
-        "KMS key for new secrets (per-secret `kms-key-id` wins). "
-        "Defaults to the account's `aws/secretsmanager` key.",
+        "KMS key of every secret: used at create, and applied to an existing secret whose key "
+        "differs (per-secret `kms-key-id` wins). Unset: new secrets get the account's "
+        "`aws/secretsmanager` key and existing ones keep theirs.",
         optional,
     ),
     Input(

@@ -23,7 +23,10 @@ COMMIT_TAG = "secrets-sync:commit"
 # Drift bookkeeping (drift.py): `<VersionId>@<ms, hex>`, a current version secrets-sync did not
 # write but took over as it was (GitHub's value), and when.
 BASELINE_TAG = "secrets-sync:baseline"
-RESERVED_TAGS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, BASELINE_TAG})
+TAGS_RECORD = "secrets-sync:tags"  # the user tag keys this action set (tagrecord.py)
+RESERVED_TAGS = frozenset(
+    {MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG, BASELINE_TAG, TAGS_RECORD}
+)
 
 # AWS: letters, numbers, separators (\p{Z}: spaces, not tabs or line breaks) and _.:/=+-@.
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")
@@ -135,7 +138,8 @@ def _check_tags(tags: Mapping[str, str], place: str) -> None:
                 f"{place}.{key}",
                 "this tag is set by secrets-sync itself.",
                 "remove it; secrets-sync sets ManagedBy, secrets-sync:repository, "
-                "secrets-sync:run, secrets-sync:commit and secrets-sync:baseline.",
+                "secrets-sync:run, secrets-sync:commit, secrets-sync:baseline and "
+                "secrets-sync:tags.",
             )
         if value[:4].lower() == "aws:":
             raise InputError(

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 from .errors import InputError
 from .mapping import BASELINE_TAG, COMMIT_TAG, MANAGED_BY, REPOSITORY_TAG, RUN_TAG, SecretSpec
 from .schema import MAX_TAGS
 from .sources import MAX_SECRET_BYTES, Desired
-from .state import Current
+from .state import Current, Replica
+from .tagrecord import TAGS_RECORD, decode, encode
+
+# How AWS names its own key for Secrets Manager; where a secret uses it, ListSecrets and
+# DescribeSecret leave KmsKeyId out (a replica's ReplicationStatus names it by this alias).
+DEFAULT_KMS_KEY = "alias/aws/secretsmanager"
 
 
 class Action(StrEnum):
@@ -51,6 +57,12 @@ class Step:
     merged: str | None = field(default=None, repr=False)
     drift: bool = False  # the current version was written outside secrets-sync (drift.py)
     target_version: str | None = None  # a rollback: the version to make current (rollback.py)
+    # What the mapping no longer has, on a secret this repository manages (see _metadata).
+    tags_to_remove: tuple[str, ...] = ()  # tag keys this action set (tagrecord.py)
+    regions_to_remove: tuple[str, ...] = ()  # replica regions
+    rekey_replicas: tuple[str, ...] = ()  # replicas removed and added again with a new KMS key
+    kms_key_id: str | None = None  # the secret's new KMS key, set only when it differs
+    unrecorded_tags: tuple[str, ...] = ()  # tag keys written but not recorded: no room left
 
     @property
     def policy(self) -> str | None:
@@ -64,9 +76,170 @@ class Step:
     def key_names(self) -> tuple[str, ...]:
         return self.desired.spec.key_names if self.desired else ()
 
+    @property
+    def removed_tags(self) -> tuple[str, ...]:
+        """The user's tag keys to remove (the record, when it goes, is ours to say nothing of)."""
+        return tuple(k for k in self.tags_to_remove if k != TAGS_RECORD)
+
+    @property
+    def changes(self) -> str:
+        """What a write changes besides the value, in words: names, regions and keys only (for a
+        create, which sets everything, only the tag keys the record has no room for)."""
+        if self.action is Action.CREATE:
+            return _unrecorded(self.unrecorded_tags)
+        user_tags = [k for k, _ in self.tags if k != TAGS_RECORD and k not in _OURS]
+        parts = [
+            f"sets tags {_names(user_tags)}" if user_tags else "",
+            f"removes tags {_names(list(self.removed_tags))}" if self.removed_tags else "",
+            "sets the description" if self.description is not None else "",
+            f"sets KMS key {self.kms_key_id}" if self.kms_key_id else "",
+            f"adds replicas in {', '.join(self.replica_regions)}" if self.replica_regions else "",
+            f"removes replicas in {', '.join(self.regions_to_remove)}"
+            if self.regions_to_remove
+            else "",
+            f"re-adds replicas in {', '.join(self.rekey_replicas)} with their new KMS keys"
+            if self.rekey_replicas
+            else "",
+            f"re-adds failed replicas in {', '.join(r for r, _ in self.failed_replicas)}"
+            if self.failed_replicas
+            else "",
+            _unrecorded(self.unrecorded_tags),
+        ]
+        return "; ".join(p for p in parts if p)
+
 
 def wanted_tags(desired: Desired, repository: str) -> dict[str, str]:
     return {**dict(desired.spec.tags), MANAGED_BY[0]: MANAGED_BY[1], REPOSITORY_TAG: repository}
+
+
+_OURS = frozenset({MANAGED_BY[0], REPOSITORY_TAG, RUN_TAG, COMMIT_TAG})
+
+
+def _kms_name(key: str) -> tuple[str, str]:
+    """("alias", name) or ("key", id) of a KMS key as the API takes it: a key ID, a key ARN, an
+    alias name or an alias ARN."""
+    resource = key.split(":", 5)[5] if key.startswith("arn:") and key.count(":") >= 5 else key
+    if resource.startswith("alias/"):
+        return ("alias", resource.removeprefix("alias/"))
+    return ("key", resource.removeprefix("key/"))
+
+
+def kms_key_changed(wanted: str | None, current: str | None, *, omitted_if_default: bool) -> bool:
+    """Whether the KMS key the mapping names differs from the one AWS reports. Only a key the
+    mapping names counts (none: the secret keeps its own). AWS reports an alias or a key by ID
+    or ARN, not always as given: an alias against a key ID could be the same key or not, which
+    only KMS could say, and is taken as no change (a change would otherwise be applied again on
+    every run). `omitted_if_default`: AWS leaves KmsKeyId out exactly when the key is its own
+    aws/secretsmanager (ListSecrets, DescribeSecret), so a key it reports is never that one."""
+    if not wanted:
+        return False
+    default = _kms_name(DEFAULT_KMS_KEY)
+    named, reported = _kms_name(wanted), _kms_name(current or DEFAULT_KMS_KEY)
+    if named == reported:
+        return False
+    if named[0] == reported[0] or reported == default:
+        return True
+    return named == default and omitted_if_default
+
+
+@dataclass(frozen=True)
+class Removals:
+    """What a secret needs that the mapping dropped or changed, besides the value, the
+    description and the replicas to add: the tags to set (the record of tag keys among them),
+    the tag keys and replica regions to remove, the replicas to make again with a new KMS key,
+    and the secret's new KMS key."""
+
+    tags: tuple[tuple[str, str], ...] = ()
+    tags_to_remove: tuple[str, ...] = ()
+    unrecorded_tags: tuple[str, ...] = ()
+    kms_key_id: str | None = None
+    regions_to_remove: tuple[str, ...] = ()
+    rekey_replicas: tuple[str, ...] = ()
+
+    @property
+    def removes(self) -> bool:
+        return bool(
+            self.tags_to_remove or self.kms_key_id or self.regions_to_remove or self.rekey_replicas
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """The Step fields (the tags go in as the tags to set)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tags"}
+
+
+def _removals(
+    desired: Desired, current: Current, tags: Mapping[str, str], *, managed: bool
+) -> Removals:
+    to_set, remove, unrecorded = _record(desired, current, tags, managed=managed)
+    kms = desired.spec.kms_key_id
+    changed = kms_key_changed(kms, current.kms_key_id, omitted_if_default=True)
+    dropped, rekey = _dropped_replicas(desired, current, managed=managed)
+    return Removals(to_set, remove, unrecorded, kms if changed else None, dropped, rekey)
+
+
+def _record(
+    desired: Desired, current: Current, tags: Mapping[str, str], *, managed: bool
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
+    """The tags to set (the record included), the tag keys to remove, and the keys left out of
+    the record for want of room. Only a key in the record of a secret this repository manages
+    is removed; the record then holds the mapping's keys this action wrote, now or before."""
+    user = dict(desired.spec.tags)
+    recorded = decode(current.tags.get(TAGS_RECORD)) if managed else frozenset()
+    to_set = {k: v for k, v in tags.items() if current.tags.get(k) != v}
+    remove = sorted(
+        k
+        for k in recorded
+        # Never one of ours, whatever a record says: the ownership tags stay.
+        if k not in user
+        and k in current.tags
+        and k not in _OURS
+        and not k.startswith("secrets-sync:")
+    )
+    value, left_out = encode(k for k in user if k in recorded or k in to_set)
+    if value and current.tags.get(TAGS_RECORD) != value:
+        to_set[TAGS_RECORD] = value
+    elif not value and current.tags.get(TAGS_RECORD):
+        # None of its keys is ours any more: it goes. On a secret being adopted the record is
+        # someone else's word, emptied in the TagResource that adopts it (UntagResource is
+        # only for secrets already ours), so that the next run trusts no key of it.
+        if managed:
+            remove.append(TAGS_RECORD)
+        else:
+            to_set[TAGS_RECORD] = ""
+    unrecorded = tuple(k for k in left_out if k in to_set)
+    return tuple(sorted(to_set.items())), tuple(remove), unrecorded
+
+
+def _dropped_replicas(
+    desired: Desired, current: Current, *, managed: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Replica regions the mapping dropped, and replicas whose KMS key changed (removed and
+    added again: a replica's key is set only when it is made). As for a prune: only on a
+    secret this repository already manages, and only where its replicas were read."""
+    if not managed or current.replicas is None:
+        return (), ()
+    spec = desired.spec
+    keys = dict(spec.replica_kms_keys)
+    dropped = tuple(r.region for r in current.replicas if r.region not in spec.replica_regions)
+    rekey = tuple(
+        r.region
+        for r in current.replicas
+        if r.region in keys and not r.failed and _rekeyed(r, keys[r.region])
+    )
+    return dropped, rekey
+
+
+def _rekeyed(replica: Replica, wanted: str) -> bool:
+    return kms_key_changed(wanted, replica.kms_key_id, omitted_if_default=False)
+
+
+def _unrecorded(keys: tuple[str, ...]) -> str:
+    if not keys:
+        return ""
+    return (
+        f"no room left in {TAGS_RECORD} for tag keys {_names(list(keys))}: they will not be "
+        "removed when they leave the mapping"
+    )
 
 
 def same_value(current: str | None, wanted: str, is_json: bool) -> bool:
@@ -243,9 +416,10 @@ def plan_secret(desired: Desired, current: Current | None, *, repository: str, a
     # TagResource adds to the tags a secret has, and AWS allows 50 on a secret in all; the one
     # that sets the step's tags also sets the audit tags and the drift baseline (apply.py: they
     # go only where a TagResource happens anyway). Counted before any call, or the value would
-    # be written and then the tags refused.
+    # be written and then the tags refused. Tags to remove go first (apply.py), and make room.
     ours = {RUN_TAG, COMMIT_TAG, BASELINE_TAG}
-    tag_count = len(current.tags.keys() | dict(step.tags).keys() | ours)
+    kept = current.tags.keys() - set(step.tags_to_remove)
+    tag_count = len(kept | dict(step.tags).keys() | ours)
     if tag_count <= MAX_TAGS:
         return step
     return Step(
@@ -270,6 +444,8 @@ def _plan_secret(
     tags = wanted_tags(desired, repository)
     spec = desired.spec
     if current is None:
+        # The record holds every user tag key: this action sets them all.
+        record, left_out = encode(dict(spec.tags))
         return Step(
             name,
             Action.CREATE,
@@ -278,8 +454,9 @@ def _plan_secret(
             None,
             write_value=True,
             description=spec.description,
-            tags=tuple(sorted(tags.items())),
+            tags=tuple(sorted({**tags, **({TAGS_RECORD: record} if record else {})}.items())),
             replica_regions=spec.replica_regions,
+            unrecorded_tags=left_out,
         )
     if current.replica_of is not None:
         return Step(
@@ -344,6 +521,8 @@ def _plan_secret(
         for r in current.replicas or ()
         if r.failed and r.region in spec.replica_regions
     )
+    more = _removals(desired, current, tags, managed=owner is not None)
+    missing_tags = more.tags
     if current.deleted:
         return Step(
             name,
@@ -356,6 +535,7 @@ def _plan_secret(
             tags=missing_tags,
             replica_regions=replicas,
             failed_replicas=failed,
+            **more.fields(),
         )
     if current.read_error and not keeps_value:
         return Step(
@@ -385,14 +565,16 @@ def _plan_secret(
             merged_keys=change.merged_keys,
             merged=change.merged,
             failed_replicas=failed,
+            **more.fields(),
         )
-    if missing_tags or description is not None or replicas or failed:
+    if missing_tags or description is not None or replicas or failed or more.removes:
         what = [
             w
             for w, on in (
-                ("tags", missing_tags),
+                ("tags", missing_tags or more.tags_to_remove),
                 ("description", description is not None),
-                ("replicas", replicas or failed),
+                ("KMS key", more.kms_key_id),
+                ("replicas", replicas or failed or more.regions_to_remove or more.rekey_replicas),
             )
             if on
         ]
@@ -406,6 +588,7 @@ def _plan_secret(
             tags=missing_tags,
             replica_regions=replicas,
             failed_replicas=failed,
+            **more.fields(),
         )
     return Step(name, Action.UNCHANGED, _kept(desired, current).lstrip("; "), desired, current)
 

@@ -57,6 +57,12 @@ class Current:
     # Staging labels of each labelled version: DescribeSecret's VersionIdsToStages (fresh; what
     # rollback.py reads), or ListSecrets' SecretVersionsToStages (which may lag: never trusted).
     stages: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The KMS key as AWS reports it; None: AWS's own aws/secretsmanager (API_ListSecrets and
+    # API_DescribeSecret omit KmsKeyId for that key).
+    kms_key_id: str | None = None
+    # ListSecrets names a PrimaryRegion only for a secret replicated to other regions (the AWS
+    # CLI reference's list-secrets and describe-secret examples): one to read the replicas of.
+    replicated: bool = False
 
     @property
     def replica_regions(self) -> tuple[str, ...] | None:
@@ -106,6 +112,8 @@ def _from_entry(entry: Any, region: str | None) -> Current:
         # ListSecrets has no ReplicationStatus (DescribeSecret has): None means "not read".
         replicas=_replicas(entry["ReplicationStatus"]) if "ReplicationStatus" in entry else None,
         replica_of=primary if primary and region and primary != region else None,
+        kms_key_id=entry.get("KmsKeyId"),
+        replicated=bool(primary) and primary == region,
         stages={
             version: tuple(labels)
             # ListSecrets and DescribeSecret name the same map differently.
@@ -407,7 +415,13 @@ def read_current(
     current.update(read_unlisted(client, prefetched.values, unlisted, executor))
     to_read = [current[n] for n in valued if n in current]
     current.update(read_values(client, to_read, executor, prefetched))
-    with_replicas = [current[n] for n in replicated if n in current and not current[n].deleted]
+    # And those the listing shows replicated, so that a region the mapping dropped is seen.
+    replicated = {*replicated, *(n for n in valued if n in current and current[n].replicated)}
+    with_replicas = [
+        current[n]
+        for n in sorted(replicated)
+        if n in current and not current[n].deleted and current[n].replicas is None
+    ]
     current.update(
         (c.name, c) for c in executor.map(lambda c: read_replicas(client, c), with_replicas)
     )

@@ -21,8 +21,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("created", "JSON array of the names of created secrets."),
     (
         "updated",
-        "JSON array of the names of secrets whose value, tags, description or replicas "
-        "were updated, or that were restored.",
+        "JSON array of the names of secrets whose value, tags, description, KMS key or "
+        "replicas were updated, or that were restored.",
     ),
     ("unchanged", "JSON array of the names of secrets that needed no write."),
     ("deleted", "JSON array of the names of pruned secrets (scheduled for deletion)."),
@@ -36,10 +36,13 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     (
         "results",
         "JSON array of `{name, action, arn, version_id, error, drift, update_policy, "
-        "merged_keys}`, one per secret: `drift` whether its value was written outside "
-        "secrets-sync since its last sync, `update_policy` the policy that applied (null for a "
-        "prune or rollback), `merged_keys` the names of the keys a merge wrote (or would write, "
-        "in a dry run).",
+        "merged_keys, removed_tags, removed_replicas, kms_key_id}`, one per secret: `drift` "
+        "whether its value was written outside secrets-sync since its last sync, "
+        "`update_policy` the policy that applied (null for a prune or rollback), `merged_keys` "
+        "the names of the keys a merge wrote, `removed_tags` the tag keys and "
+        "`removed_replicas` the replica regions removed because the mapping no longer has them, "
+        "`kms_key_id` the KMS key the secret was moved to (null if none; each as planned, in a "
+        "dry run: would be).",
     ),
     ("manifests", "Path of the written External Secrets Operator manifests, when `k8s` is used."),
     (
@@ -107,6 +110,9 @@ def outputs(results: Sequence[Result], manifests: Path | None = None) -> dict[st
                 "drift": r.step.drift,
                 "update_policy": r.step.policy,
                 "merged_keys": list(r.step.merged_keys),
+                "removed_tags": list(r.step.removed_tags),
+                "removed_replicas": list(r.step.regions_to_remove),
+                "kms_key_id": r.step.kms_key_id,
             }
             for r in results
         ]
@@ -177,11 +183,20 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _with_changes(result: Result) -> str:
+    """The plan's reason, and what the write changes besides the value (plan.Step.changes)."""
+    changes = result.step.changes if result.action in _CHANGING else ""
+    return f"{result.step.reason}: {changes}" if changes else result.step.reason
+
+
+_CHANGING = frozenset({Action.CREATE, Action.UPDATE, Action.TAG, Action.RESTORE})
+
+
 def plan_lines(results: Sequence[Result]) -> list[str]:
     width = max((len(r.name) for r in results), default=0)
     lines = []
     for r in results:
-        note = r.error or r.step.reason
+        note = r.error or _with_changes(r)
         spec = r.step.desired.spec if r.step.desired else None
         if spec is not None and spec.policy_given:
             note = f"{note} [update-policy: {spec.update_policy}]".lstrip()
@@ -208,6 +223,8 @@ def markdown(results: Sequence[Result], *, dry_run: bool, region: str, repositor
         )
         if r.step.drift:
             action += " (**drifted**)"
+        if r.action in _CHANGING and r.step.changes:
+            action += f": {_cell(r.step.changes)}"
         arn = f"`{r.arn}`" if r.arn else ""
         policy = _cell(_policy(r, dry_run=dry_run))
         lines.append(f"| `{_cell(r.name)}` | {action} | {arn} | {_cell(_keys(r))} | {policy} |")

@@ -66,7 +66,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         proxy_rules.RealAws.lagging_listing,
         "API_ListSecrets: eventually consistent, may not reflect the last five minutes; "
-        "SecretListEntry has no ReplicationStatus",
+        "SecretListEntry has no ReplicationStatus, and a PrimaryRegion only when replicated "
+        "(AWS CLI reference: describe-secret and list-secrets examples)",
     ),
     Deviation(
         proxy_rules.RealAws.batch_reads_fail_per_secret,
@@ -76,6 +77,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "batch_errors_per_secret=False models it)",
     ),
     # In moto itself.
+    Deviation(
+        moto_patches.a_replica_keeps_its_kms_key,
+        "API_ReplicationStatusType: KmsKeyId; API_ReplicaRegionType; AWS CLI reference: "
+        "describe-secret example",
+    ),
     Deviation(
         moto_patches.labels_move_with_a_new_version,
         f"{_LABELS}. The other labels of the version AWSCURRENT leaves: kept (the docs; "

@@ -82,6 +82,25 @@ def labels_leave_the_old_versions(self: Any, version_stages: list[str]) -> None:
         ]
 
 
+_moto_create_replicas = FakeSecret.create_replicas
+
+
+def a_replica_keeps_its_kms_key(
+    self: Any, replica_regions: list[dict[str, str]], force_overwrite: bool
+) -> list[Any]:
+    """API_ReplicationStatusType: KmsKeyId, "Can be an ARN, Key ID, or Alias" of the replica's
+    key, the one AddReplicaRegions gave it (API_ReplicaRegionType; without one, aws/secretsmanager,
+    which the AWS CLI reference's describe-secret example shows as `alias/aws/secretsmanager`).
+    moto reports `alias/aws/secretsmanager` for every replica, whatever key it was given.
+    Replaces FakeSecret.create_replicas (and calls it)."""
+    replicas = _moto_create_replicas(self, replica_regions, force_overwrite=force_overwrite)
+    keys = {r["Region"]: r.get("KmsKeyId") for r in replica_regions or []}
+    for replica in replicas:
+        if keys.get(replica.region):
+            replica.config["KmsKeyId"] = keys[replica.region]
+    return list(replicas)
+
+
 _moto_update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
 
 
@@ -118,6 +137,7 @@ def a_moved_label_leaves_its_holder(
 
 # What install() sets: (moto's class, its attribute, ours).
 PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
+    (FakeSecret, "create_replicas", a_replica_keeps_its_kms_key),
     (FakeSecret, "reset_default_version", labels_move_with_a_new_version),
     (FakeSecret, "remove_version_stages_from_old_versions", labels_leave_the_old_versions),
     (SecretsManagerBackend, "update_secret_version_stage", a_moved_label_leaves_its_holder),

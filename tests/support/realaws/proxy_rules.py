@@ -251,13 +251,22 @@ class RealAws:
 
     def lagging_listing(self, payload: bytes) -> bytes:
         """API_ListSecrets lags (LISTING_LAG_SECONDS), and its SecretListEntry has no
-        ReplicationStatus (only DescribeSecret has), where moto lists both at once."""
+        ReplicationStatus (only DescribeSecret has), where moto lists both at once. A replicated
+        primary's entry names its PrimaryRegion (SecretListEntry: "The Region where Secrets
+        Manager originated the secret"; the AWS CLI reference's describe-secret example shows it
+        beside ReplicationStatus, its list-secrets examples leave it out of secrets not
+        replicated), where moto names it only on a replica."""
         page = json.loads(payload)
         now = time.monotonic()
         with self._lock:
             recent = {n for n, at in self._created.items() if now - at < self.lag}
+        region = self.sm.meta.region_name
         page["SecretList"] = [
-            {k: v for k, v in entry.items() if k != "ReplicationStatus"}
+            {
+                **{k: v for k, v in entry.items() if k != "ReplicationStatus"},
+                **({"PrimaryRegion": region} if entry.get("ReplicationStatus") else {}),
+                **({"PrimaryRegion": entry["PrimaryRegion"]} if "PrimaryRegion" in entry else {}),
+            }
             for entry in page.get("SecretList", [])
             if entry["Name"] not in recent
         ]
