@@ -222,3 +222,34 @@ def test_the_burst_shrinks_once_aws_has_throttled():
     rate = limiter.rate
     at_once = sum(limiter.reserve(clock.now) == 0.0 for _ in range(50))
     assert at_once == int(rate * TUNING.burst_after_cut)
+
+
+def test_steps_start_one_from_each_quota_group_in_turn():
+    """schedule.in_turns: a plan whose creates come before its updates (and tag changes) starts
+    them alternately, so each quota group's rate is used at once, not one group after another;
+    within a group the plan's order holds, and steps that make no call count as a group too."""
+    from secrets_sync.plan import Action, Step
+    from secrets_sync.schedule import in_turns, quota_of
+
+    steps = [
+        *(Step(f"c{i}", Action.CREATE) for i in range(3)),
+        *(Step(f"u{i}", Action.UPDATE) for i in range(2)),
+        Step("t0", Action.TAG, tags=(("Team", "a"),)),
+        Step("d0", Action.TAG, description="only the description"),
+        Step("n0", Action.UNCHANGED),
+        Step("e0", Action.UPDATE, error="unreadable"),
+    ]
+    assert [quota_of(s) for s in steps] == [
+        "CreateSecret",
+        "CreateSecret",
+        "CreateSecret",
+        "PutSecretValue",
+        "PutSecretValue",
+        "TagResource",
+        "PutSecretValue",  # UpdateSecret counts against the PutSecretValue quota
+        None,
+        None,
+    ]
+    order = [steps[i].name for i in in_turns(steps)]
+    assert order == ["c0", "u0", "t0", "n0", "c1", "u1", "e0", "c2", "d0"]
+    assert sorted(in_turns(steps)) == list(range(len(steps)))

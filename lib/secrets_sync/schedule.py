@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 
+from . import limiter
 from .apply import Applier, Result
-from .plan import WRITES, Step
+from .plan import WRITES, Action, Step
 
 RETRY_PAUSE_SECONDS = 1.0
 
@@ -58,7 +60,10 @@ def apply_all(
             _outcome(f, s, otherwise) for f, (s, _, otherwise) in zip(futures, jobs, strict=True)
         ]
 
-    results = run_all([(s, partial(applier.run, s), _cancelled(s, NOT_STARTED)) for s in steps])
+    order = in_turns(steps)
+    jobs = [(s, partial(applier.run, s), _cancelled(s, NOT_STARTED)) for s in steps]
+    ran = dict(zip(order, run_all([jobs[i] for i in order]), strict=True))
+    results = [ran[i] for i in range(len(steps))]
     again = [i for i, r in enumerate(results) if r.transient and retry]
     if again and not stop.wait(pause):
         failed = [results[i] for i in again]
@@ -66,6 +71,42 @@ def apply_all(
         for i, result in zip(again, retried, strict=True):
             results[i] = result
     return results
+
+
+# The first call each action makes, for the quota it counts against (limiter.QUOTA_GROUPS).
+_FIRST_CALL = {
+    Action.CREATE: "CreateSecret",
+    Action.UPDATE: "PutSecretValue",
+    Action.RESTORE: "RestoreSecret",
+    Action.DELETE: "DeleteSecret",
+    Action.ROLLBACK: "UpdateSecretVersionStage",
+}
+
+
+def quota_of(step: Step) -> str | None:
+    """The quota group the step's first write call counts against; None: it makes none."""
+    if step.action is Action.TAG:
+        tagging = step.tags or step.tags_to_remove
+        return limiter.QUOTA_GROUPS["TagResource" if tagging else "UpdateSecret"]
+    first = _FIRST_CALL.get(step.action)
+    return None if first is None or step.error else limiter.QUOTA_GROUPS[first]
+
+
+def in_turns(steps: Sequence[Step]) -> list[int]:
+    """The order to start the steps in: one from each quota group in turn (plan order within a
+    group). Each group has its own rate in AWS (and its own limiter here): taken in plan order, a
+    mapping whose creates come before its updates would use one quota, then the other, and take
+    the sum of their times instead of the longer one."""
+    queues: dict[str | None, deque[int]] = {}
+    for i, step in enumerate(steps):
+        queues.setdefault(quota_of(step), deque()).append(i)
+    order: list[int] = []
+    while queues:
+        for group in list(queues):
+            order.append(queues[group].popleft())
+            if not queues[group]:
+                del queues[group]
+    return order
 
 
 def _outcome(future: Future[Result], step: Step, otherwise: Result) -> Result:
