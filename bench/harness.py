@@ -129,6 +129,33 @@ def cpu_reference() -> float:
     return time.perf_counter() - started
 
 
+class Measured:
+    """What a benchmark prints around its table: its command, how long it took, and the
+    machine's load and CPU speed before and after, beside which its figures are read."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.load = os.getloadavg()
+        self.reference = cpu_reference()
+        self.started = time.monotonic()
+
+    def print(self, text: str, verdicts: Sequence[str], markdown: Path | None) -> None:
+        after = cpu_reference()
+        notes = [
+            *verdicts,
+            f"load average before: {self.load[0]:.1f} {self.load[1]:.1f} {self.load[2]:.1f}; "
+            "after: " + " ".join(f"{x:.1f}" for x in os.getloadavg()),
+            "CPU reference (a fixed Python loop; lower is faster): "
+            f"{self.reference:.2f} s before, {after:.2f} s after",
+        ]
+        took = time.monotonic() - self.started
+        print(f"\n`{self.command.strip()}` ({took:.0f} s in all)\n")
+        print(text)
+        print("\n".join(notes))
+        if markdown:
+            markdown.write_text(text + "\n" + "\n".join(notes) + "\n")
+
+
 def _hwm_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as status:

@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import harness
 from harness import AwsProxy, Child
@@ -271,10 +268,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.runtime = harness.Runtime.given(str(Path(args.python).absolute()))
-    command = "python bench/quota.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    load = os.getloadavg()
-    reference = [harness.cpu_reference()]
-    started = time.monotonic()
+    measured = harness.Measured(
+        "python bench/quota.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     with (
         harness.moto_server() as moto_url,
         AwsProxy(moto_url) as proxy,
@@ -287,20 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = bench.baseline(args.n)
         print(f"… calls per change, {args.k} secrets a run", file=sys.stderr, flush=True)
         kinds = bench.per_change(args.k)
-    reference.append(harness.cpu_reference())
     text, verdicts = report(args.n, args.k, args, ours, base, kinds)
-    notes: list[Any] = [
-        *verdicts,
-        f"load average before: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; after: "
-        + " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "CPU reference (a fixed Python loop; lower is faster): "
-        f"{reference[0]:.2f} s before, {reference[1]:.2f} s after",
-    ]
-    print(f"\n`{command.strip()}` ({time.monotonic() - started:.0f} s in all)\n")
-    print(text)
-    print("\n".join(notes))
-    if args.markdown:
-        args.markdown.write_text(text + "\n" + "\n".join(notes) + "\n")
+    measured.print(text, verdicts, args.markdown)
     return 0
 
 

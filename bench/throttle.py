@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     wanted = {s.strip() for s in args.scenarios.split(",")}
     scenarios = [s for s in SCENARIOS if "all" in wanted or s.name in wanted]
-    command = "python bench/throttle.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    load = os.getloadavg()
-    reference = [harness.cpu_reference()]
-    started = time.monotonic()
+    measured = harness.Measured(
+        "python bench/throttle.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     runs: list[Run] = []
     with (
         harness.moto_server() as moto_url,
@@ -175,20 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"… {scenario.name}, {mode}", file=sys.stderr, flush=True)
                 work = Path(tmp) / f"run{len(runs)}"
                 runs.append(run_one(moto_url, proxy, work, scenario, mode, args))
-    reference.append(harness.cpu_reference())
     text, verdicts = table(runs)
-    notes = [
-        *verdicts,
-        f"load average before: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; after: "
-        + " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "CPU reference (a fixed Python loop; lower is faster): "
-        f"{reference[0]:.2f} s before, {reference[1]:.2f} s after",
-    ]
-    print(f"\n`{command.strip()}` ({time.monotonic() - started:.0f} s in all)\n")
-    print(text)
-    print("\n".join(notes))
-    if args.markdown:
-        args.markdown.write_text(text + "\n" + "\n".join(notes) + "\n")
+    measured.print(text, verdicts, args.markdown)
     return 0
 
 
