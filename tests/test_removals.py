@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-
 from secrets_sync.tagrecord import TAGS_RECORD
 from tests.conftest import REGION
 from tests.support.action import OURS, WRITES, assert_run_clean
+from tests.test_real_aws import client
 
 PREFIX = "app/"
 ENV = {"K": "removal-canary-value-1"}
@@ -20,16 +19,6 @@ KEY_A = "arn:aws:kms:us-east-1:123456789012:key/11111111-aaaa-4aaa-8aaa-11111111
 KEY_B = "arn:aws:kms:us-east-1:123456789012:key/22222222-bbbb-4bbb-8bbb-222222222222"
 EU_A = "arn:aws:kms:eu-west-1:123456789012:key/33333333-cccc-4ccc-8ccc-333333333333"
 EU_B = "arn:aws:kms:eu-west-1:123456789012:key/44444444-dddd-4ddd-8ddd-444444444444"
-
-
-def client(url: str, region: str = REGION) -> Any:
-    return boto3.client(
-        "secretsmanager",
-        region_name=region,
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def tags_of(sm: Any, name: str) -> dict[str, str]:
