@@ -109,7 +109,9 @@ def test_values_are_read_while_the_listing_runs(action, proxy, sm):
 
 def test_listing_pages_go_out_side_by_side_unless_a_prune_needs_them_all(action, proxy, sm):
     seed(sm, 250)
-    proxy.faults.latency = 0.1  # long enough that the listings overlap at the proxy
+    # Long enough that the listings overlap at the proxy even on a loaded machine (at 0.1 s a
+    # busy moment let one finish before the third started).
+    proxy.faults.latency = 0.3
     run = action(inputs(250, **{"max-concurrency": "8"}), env=values(250))
     assert run.returncode == 0, run.stdout + run.stderr
     assert len(run.json("unchanged")) == 250
@@ -168,7 +170,12 @@ def test_create_run_reads_each_name_once_and_nothing_more(action, proxy, sm):
     kinds = calls_by_kind(proxy)
     assert kinds["BatchGetSecretValue"] == 3
     assert kinds["GetSecretValue"] == 0
-    assert kinds["CreateSecret"] == 40
+    # Each name created once. moto itself can answer a create made beside others with a 500
+    # ("dictionary changed size during iteration"), which is retried: count the names, and
+    # the answers that created them.
+    creates = [c for c in proxy.calls if c.operation == "CreateSecret"]
+    assert len({c.secret_id for c in creates}) == 40
+    assert sum(c.status == 200 for c in creates) == 40
 
 
 def test_writes_reach_but_never_exceed_max_concurrency(action, proxy):
