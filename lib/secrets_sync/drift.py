@@ -32,7 +32,6 @@ again from its DescribeSecret, which may be fresher than the listing."""
 from __future__ import annotations
 
 import json
-import string
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -43,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import versions
 from .mapping import BASELINE_TAG
 from .plan import Action, Step, owned_by
+from .settings import fits_tag_value
 from .state import Current, describe_error
 
 if TYPE_CHECKING:
@@ -52,16 +52,16 @@ if TYPE_CHECKING:
 
 Policy = Literal["overwrite", "skip", "fail"]
 _WHAT = "its current value was changed outside secrets-sync since secrets-sync last wrote it"
-_TAG_VALUE_CHARS = frozenset(string.ascii_letters + string.digits + "-_.:/=+")
 
 
 def baseline_tag(version_id: str | None, *, now: float | None = None) -> tuple[str, str] | None:
     """The baseline tag for a version taken over as it is now, or None if its VersionId cannot
     be a tag value (AWS's own are UUIDs; another writer's token could hold anything)."""
-    if not version_id or not set(version_id) <= _TAG_VALUE_CHARS:
+    if not version_id:
         return None
     ms = int((time.time() if now is None else now) * 1000)
-    return BASELINE_TAG, f"{version_id}@{ms:x}"
+    value = f"{version_id}@{ms:x}"  # read back with rpartition: an "@" in the id is kept
+    return (BASELINE_TAG, value) if fits_tag_value(value) else None
 
 
 def baseline(current: Current) -> tuple[str, int] | None:

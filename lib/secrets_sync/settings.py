@@ -274,9 +274,15 @@ def run_url(env: Mapping[str, str], repository: str) -> str | None:
     url = f"{server}/{repository}/actions/runs/{run_id}"
     if attempt:
         url += f"/attempts/{attempt}"
-    # A tag value holds at most 256 characters of a limited set; a URL that does not fit
-    # (an unusual server name) is left out rather than cut into a wrong link.
-    return url if len(url) <= 256 and _TAG_VALUE.fullmatch(url) else None
+    # A URL that does not fit (an unusual server name) is left out rather than cut into a
+    # wrong link.
+    return url if fits_tag_value(url) else None
+
+
+def fits_tag_value(text: str) -> bool:
+    """AWS's rule for a tag value (API_Tag): at most 256 characters, of letters, digits,
+    spaces and `_ . : / = + - @`."""
+    return len(text) <= 256 and _TAG_VALUE.fullmatch(text) is not None
 
 
 def _commit(env: Mapping[str, str]) -> str | None:
