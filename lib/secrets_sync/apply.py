@@ -173,7 +173,11 @@ class Applier:
             client.untag_resource(SecretId=arn, TagKeys=list(step.tags_to_remove))
         if step.tags:
             # Last, so that a baseline names a version that exists (this write's, if any).
-            tags = (*step.tags, *self.audit_tags, *_baseline(step.current, write_value))
+            tags = (
+                *step.tags,
+                *self.audit_tags,
+                *drift.baseline_for(step.current, written=write_value),
+            )
             client.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags])
         return self._replicate(step, Result(step, step.action, arn, version))
 
@@ -315,18 +319,6 @@ class Applier:
             # and a merge's keys are the ones that first write carried.
             return replace(result, action=failed.step.action, step=failed.step)
         return result
-
-
-def _baseline(current: Current | None, written: bool) -> tuple[tuple[str, str], ...]:
-    """The drift baseline (drift.py), with a TagResource that happens anyway and writes no
-    value, over a current version secrets-sync did not write: that version is taken over as it
-    is (its value is GitHub's, or under `merge` its owned keys are), so it is not drift."""
-    if written or current is None or current.version_id is None:
-        return ()
-    if versions.is_ours(current.version_id, current.version_stages):
-        return ()
-    tag = drift.baseline_tag(current.version_id)
-    return (tag,) if tag else ()
 
 
 def _value_args(step: Step) -> dict[str, Any]:

@@ -64,6 +64,18 @@ def baseline_tag(version_id: str | None, *, now: float | None = None) -> tuple[s
     return (BASELINE_TAG, value) if fits_tag_value(value) else None
 
 
+def baseline_for(current: Current | None, *, written: bool) -> tuple[tuple[str, str], ...]:
+    """The baseline tag to set, if any, with a TagResource that happens anyway and writes no
+    value, over a current version secrets-sync did not write: that version is taken over as it
+    is (its value is GitHub's, or under `merge` its owned keys are), so it is not drift."""
+    if written or current is None or current.version_id is None:
+        return ()
+    if versions.is_ours(current.version_id, current.version_stages):
+        return ()
+    tag = baseline_tag(current.version_id)
+    return (tag,) if tag else ()
+
+
 def baseline(current: Current) -> tuple[str, int] | None:
     """The baseline version and when it was taken (ms), from the secret's tag, or None."""
     version, _, ms = current.tags.get(BASELINE_TAG, "").rpartition("@")
