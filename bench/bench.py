@@ -1,11 +1,11 @@
 """`make bench`: our entrypoint against a sequential boto3 loop, on the same endpoint.
 
-Moto runs in server mode on 127.0.0.1 behind the tests' recording proxy, which adds a fixed
-latency to every request (0 and 50 ms by default: 50 ms is a plausible round trip from a
-GitHub-hosted runner to a Secrets Manager region). For each N and latency, three scenarios run
-against a fresh moto: create (N new secrets), update-all (every value changed) and no-op
-(nothing changed), first by our entrypoint, then by bench/baseline.py. Both use the same static
-credentials (no STS call on either side).
+Moto runs in server mode on 127.0.0.1, in a process of its own (harness.moto_server), behind
+the tests' recording proxy, which adds a fixed latency to every request (0 and 50 ms by default:
+50 ms is a plausible round trip from a GitHub-hosted runner to a Secrets Manager region). For
+each N and latency, three scenarios run against a fresh moto: create (N new secrets),
+update-all (every value changed) and no-op (nothing changed), first by our entrypoint, then by
+bench/baseline.py. Both use the same static credentials (no STS call on either side).
 
 Fairness: both sides are child processes of the same interpreter, launched the same way, and
 timed from launch to exit, so both pay interpreter start-up and their imports; both talk to the

@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support import realaws  # noqa: E402
 from tests.support.action import ENTRYPOINT, base_env, parse_outputs  # noqa: E402
 from tests.support.image import build as build_image  # noqa: E402
 from tests.support.proxy import AwsProxy, Call  # noqa: E402
@@ -37,11 +36,39 @@ __all__ = [
 ]
 
 
+# The server's own process: the realaws layer's moto, serving until its stdin closes.
+_MOTO = """\
+import sys
+from tests.support import realaws
+with realaws.moto_server() as url:
+    print(url, flush=True)
+    sys.stdin.read()
+"""
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """moto held to AWS's rules, as the tests run it (tests/support/realaws/)."""
-    with realaws.moto_server() as url:
+    """moto held to AWS's rules, as the tests run it (tests/support/realaws/), in a process of its
+    own. In this one it would take turns with the recording proxy for one interpreter lock, which
+    no remote service does: a no-op of 1,000 secrets spent a tenth of its time from first request
+    waiting on that (docs/performance.md, Reads at N = 1,000)."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", _MOTO],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None
+    assert server.stdout is not None
+    try:
+        url = server.stdout.readline().strip()
+        if not url:
+            raise SystemExit("moto did not start (its error is above)")
         yield url
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
 
 
 def reset_moto(url: str) -> None:

@@ -4,6 +4,7 @@ and that no token or credential appears anywhere a user or a later step could re
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import re
@@ -809,3 +810,33 @@ def test_a_planted_aws_config_cannot_redirect_or_configure_the_clients(tmp_path,
     # No profile at all: the planted file's [default] (and its ca_bundle) was never read.
     assert sess.available_profiles == []
     assert sess._session.get_scoped_config().get("ca_bundle") is None
+
+
+def test_only_the_secrets_manager_client_keeps_dates_as_sent(moto, sm, monkeypatch):
+    # Secrets Manager's dates are not parsed (the one read is DeletedDate, for whether it is
+    # there); an STS client made later from the same session, as a renewal makes one, still
+    # gets datetimes, which botocore's refreshable credentials compare with the clock.
+    from secrets_sync import credentials
+    from secrets_sync.runner import Runner
+    from secrets_sync.settings import load_settings
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    sm.create_secret(Name="dates/a", SecretString="dates-canary-value")
+    env = {
+        "INPUT_SECRETS": "a: A",
+        "INPUT_AWS-REGION": "us-east-1",
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_WORKSPACE": "/tmp",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY",
+        "AWS_SECRET_ACCESS_KEY": "test-secret-key",
+        "AWS_ENDPOINT_URL": moto,
+    }
+    settings = load_settings(env)
+    sess = credentials.session(settings, env, Runner(io.StringIO(), in_actions=False))
+    client = credentials.secretsmanager(sess, settings)
+    created = client.describe_secret(SecretId="dates/a")["CreatedDate"]
+    assert isinstance(created, int | float)
+    assert not isinstance(created, datetime.datetime)
+    sts = sess.client("sts", endpoint_url=moto, region_name="us-east-1")
+    expiration = sts.get_session_token()["Credentials"]["Expiration"]
+    assert isinstance(expiration, datetime.datetime)

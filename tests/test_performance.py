@@ -248,8 +248,9 @@ def test_a_thousand_secrets_page_and_batch_right(action, proxy, sm, realaws):
 
 
 def plain_redact(masks: set[str], text: str) -> str:
-    """The reference: every mask of 8 characters or more, longest first, replaced in turn."""
-    for mask in sorted(masks, key=len, reverse=True):
+    """The reference: every mask of 8 characters or more, longest first (ties in character
+    order), replaced in turn."""
+    for mask in sorted(masks, key=lambda m: (-len(m), m)):
         if len(mask) >= 8 and mask in text:
             text = text.replace(mask, REDACTED)
     return text
@@ -268,3 +269,30 @@ def test_redaction_skips_only_masks_that_cannot_match(masks, glue):
     runner.add_masks(masks)
     text = "".join(mask + g for mask, g in zip(itertools.cycle(masks or [""]), glue))
     assert runner.redact(text) == plain_redact(runner._secrets, text)
+
+
+# Masks of 8 to 40 characters: the text is screened every few characters (up to 8 apart), and
+# each mask must be found at any offset from those screened positions.
+_long_masks = st.lists(st.text(alphabet="ab*", min_size=8, max_size=40), min_size=1, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(masks=_long_masks, glue=st.lists(st.text(alphabet="ab*\n", max_size=9), max_size=10))
+def test_redaction_screened_every_few_characters_misses_no_mask(masks, glue):
+    runner = Runner(io.StringIO(), in_actions=False)
+    text = "".join(mask + g for mask, g in zip(itertools.cycle(masks), glue))
+    # Masks come in twice, a text redacted between: the index grows, and is built again where
+    # a shorter mask makes the screen's stride shorter.
+    runner.add_masks(masks[::2])
+    assert runner.redact(text) == plain_redact(runner._secrets, text)
+    runner.add_masks(masks[1::2])
+    assert runner.redact(text) == plain_redact(runner._secrets, text)
+
+
+@pytest.mark.parametrize("length", [8, 9, 15, 16, 40])
+def test_a_mask_is_found_at_every_offset(length):
+    mask = "".join(chr(ord("A") + i % 26) for i in range(length))
+    runner = Runner(io.StringIO(), in_actions=False)
+    runner.add_masks([mask])
+    for offset in range(2 * length):
+        assert runner.redact("x" * offset + mask + "y" * 3) == "x" * offset + "***yyy"

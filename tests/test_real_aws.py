@@ -448,3 +448,28 @@ def test_the_index_names_every_rule_and_patch_of_the_layer_and_nothing_else():
     for deviation in DEVIATIONS:
         assert deviation.doc.strip()
         assert deviation.rule.__doc__, f"{deviation.rule.__qualname__} says what AWS does"
+
+
+def test_the_speed_patches_find_what_moto_finds():
+    # moto_patches.SPEED looks a name up under its key before moto's scan of every secret: the
+    # same secret, by name, full ARN or partial ARN, and the same miss, as moto's own methods.
+    from types import SimpleNamespace
+
+    from moto.secretsmanager.models import SecretsStore
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+    store = SecretsStore()
+    for name in ("app/a", "app/b"):
+        dict.__setitem__(store, name, SimpleNamespace(name=name, arn=f"{arn}{name}-AbCdEf"))
+    replica = SimpleNamespace(name="app/r", arn=f"{arn}app/r-XyZxYz")
+    dict.__setitem__(store, replica.arn, replica)  # how moto keeps a replica
+    keys = ["app/a", f"{arn}app/b-AbCdEf", f"{arn}app/b", "app/r", replica.arn, "app/none"]
+    patched = {k: (k in store, store.get(k)) for k in keys}
+    moto = {
+        k: (moto_patches._moto_store_contains(store, k), moto_patches._moto_store_get(store, k))
+        for k in keys
+    }
+    assert patched == moto
+    assert patched["app/r"] == (True, replica)
+    assert patched["app/none"] == (False, None)
+    assert store["app/a"] is moto_patches._moto_store_getitem(store, "app/a")

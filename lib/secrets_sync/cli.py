@@ -376,8 +376,9 @@ def report(
     from .schedule import NOT_STARTED, STILL_IN_FLIGHT
 
     with runner.group("Plan" if settings.dry_run else "Results"):
-        for line in summary.plan_lines(results):
-            runner.info(line)
+        lines = summary.plan_lines(results)
+        if lines:
+            runner.info("\n".join(lines))  # redacted and written at once, not line by line
     for r in results:
         if r.error and r.error not in (NOT_STARTED, STILL_IN_FLIGHT):
             runner.error(f"{r.name}: {r.error}", title="secrets-sync: " + str(r.action))

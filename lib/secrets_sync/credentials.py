@@ -34,6 +34,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.parsers import ResponseParserFactory
 
 from . import credential_errors as explain
 from . import limiter, oidc, self_hosted, tls
@@ -274,20 +275,35 @@ def client_config(settings: Settings) -> Config:
 
 
 def secretsmanager(sess: boto3.session.Session, settings: Settings) -> SecretsManagerClient:
-    client = sess.client(
-        "secretsmanager",
-        region_name=settings.region,
-        config=client_config(settings),
-        endpoint_url=settings.endpoints.get("secretsmanager"),
-        verify=tls.botocore_verify(
-            settings.ca_bundle, sess._session.get_config_variable("ca_bundle")
-        ),
-    )
+    core = sess._session
+    # Dates stay as AWS sends them (epoch seconds), for this client only: the one date read is
+    # DeletedDate, for whether it is there, and botocore's default makes a datetime in the local
+    # zone of each, some 4,000 in a no-op of 1,000 secrets (0.1 s of CPU). The client keeps the
+    # factory it is made with (botocore's ResponseParserFactory.set_parser_defaults); STS
+    # clients made later from this session, as a renewal makes them, get the default again.
+    factory = core.get_component("response_parser_factory")
+    raw = ResponseParserFactory()
+    raw.set_parser_defaults(timestamp_parser=_as_sent)
+    core.register_component("response_parser_factory", raw)
+    try:
+        client = sess.client(
+            "secretsmanager",
+            region_name=settings.region,
+            config=client_config(settings),
+            endpoint_url=settings.endpoints.get("secretsmanager"),
+            verify=tls.botocore_verify(settings.ca_bundle, core.get_config_variable("ca_bundle")),
+        )
+    finally:
+        core.register_component("response_parser_factory", factory)
     limiter.stop_retrying_quotas(client)  # final at once, whatever the retry mode
     tls.refuse_retries(client, settings.ca_bundle, AwsError)
     if settings.retry_mode == "paced":
         limiter.install(client, limiter.Pacer())
     return client
+
+
+def _as_sent(value: object) -> object:
+    return value
 
 
 # The ambient chain --------------------------------------------------------------------------

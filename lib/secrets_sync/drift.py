@@ -213,8 +213,14 @@ def judge_all(
     policy: Policy,
     executor: ThreadPoolExecutor,
 ) -> tuple[Step, ...]:
-    """Every step judged; only suspect ones cost calls, in parallel."""
-    return tuple(executor.map(lambda s: judge(client, s, policy) if suspect(s) else s, steps))
+    """Every step judged; only suspect ones cost calls, in parallel (the others stay here)."""
+    out = list(steps)
+    suspects = [i for i, step in enumerate(steps) if suspect(step)]
+    for i, judged in zip(
+        suspects, executor.map(lambda i: judge(client, steps[i], policy), suspects), strict=True
+    ):
+        out[i] = judged
+    return tuple(out)
 
 
 def verdict(step: Step, policy: Policy) -> Step:

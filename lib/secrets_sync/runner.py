@@ -23,6 +23,13 @@ REDACTED = "***"
 # and outputs: replacing "prod" or "admin" everywhere would garble names and ARNs, and nothing
 # of ours ever writes a value on purpose; this is the second line of defence.
 _MIN_REDACT = 8
+# The text is screened every few characters, not at each one (see Runner.redact): at most this
+# many, so that the index of masks stays within a few entries per mask.
+_MAX_STRIDE = 8
+
+
+def _longest_first(mask: str) -> tuple[int, str]:
+    return -len(mask), mask
 
 
 class Runner:
@@ -43,9 +50,13 @@ class Runner:
         self.summary_path = summary_path
         self.debug_enabled = debug
         self._secrets: set[str] = set()
-        self._redact_order: tuple[str, ...] | None = None  # longest first; None: to sort again
-        self._redact_index: dict[str, list[int]] = {}  # first _MIN_REDACT chars -> positions
-        self._redact_starred: frozenset[int] = frozenset()  # positions of masks holding a "*"
+        # Our redaction's index (see redact): the masks of _MIN_REDACT characters or more by
+        # their openings, those holding a "*", and those registered since it was last brought
+        # up to date.
+        self._redact_stride = _MAX_STRIDE  # screen the text's openings this many apart
+        self._redact_index: dict[str, set[str]] = {}
+        self._redact_starred: set[str] = set()
+        self._redact_pending: list[str] = []
         # Values are registered from the apply's threads too (outgoing.py), while the log goes on.
         self._masks_lock = threading.Lock()
 
@@ -83,7 +94,8 @@ class Runner:
                     if not piece or piece in self._secrets:
                         continue
                     self._secrets.add(piece)
-                    self._redact_order = None
+                    if len(piece) >= _MIN_REDACT:
+                        self._redact_pending.append(piece)
                     if self.in_actions and tell_runner:
                         lines.append(str(Command("add-mask", {}, piece)))
         if lines:
@@ -102,42 +114,53 @@ class Runner:
         return [value, escaped, unicode_escaped, *(line.strip() for line in value.splitlines())]
 
     def redact(self, text: str) -> str:
-        """Each mask, longest first, replaced in turn. A run of 1,000 secrets writes a line for
-        each against ~3,000 masks, so the masks are sorted once, not per line, and only those
-        that can match are tried: one whose first characters occur in the text, or one holding
-        a "*", which an earlier replacement's "***" could complete. Any other is absent from
-        the text at every turn, so skipping it changes nothing."""
+        """Each mask, longest first (ties in character order), replaced in turn.
+
+        A run of 1,000 secrets writes a line for each and outputs of some 500,000 characters,
+        against ~3,000 masks: so only the masks that can match are tried, one whose openings
+        occur in the text or one holding a "*", which an earlier replacement's "***" could
+        complete. Any other is absent from the text at every turn, so skipping it changes
+        nothing. The masks are indexed as they come, not per text.
+
+        The text is screened every `stride` characters (stride: the shortest mask's length less
+        _MIN_REDACT, plus one, at most _MAX_STRIDE), and each mask is indexed by its openings at
+        the first `stride` offsets: a mask found at position p covers the next multiple of
+        `stride`, q, with q - p < stride, and the text's _MIN_REDACT characters from q are the
+        mask's own from offset q - p. So no mask that occurs is missed, and where every value
+        has 15 characters or more the screen builds an eighth of the openings."""
         with self._masks_lock:
-            if self._redact_order is None:
-                self._redact_order = tuple(
-                    s for s in sorted(self._secrets, key=len, reverse=True) if len(s) >= _MIN_REDACT
-                )
-                self._redact_index = {}
-                for i, secret in enumerate(self._redact_order):
-                    self._redact_index.setdefault(secret[:_MIN_REDACT], []).append(i)
-                self._redact_starred = frozenset(
-                    i for i, secret in enumerate(self._redact_order) if "*" in secret
-                )
-            order, index = self._redact_order, self._redact_index
+            if self._redact_pending:
+                self._index_pending()
+            stride, index = self._redact_stride, self._redact_index
+            last = len(text) - _MIN_REDACT + 1
+            grams = {text[start : start + _MIN_REDACT] for start in range(0, last, stride)}
             tried = set(self._redact_starred)
-        # The text's distinct openings first, in one comprehension: a no-op's outputs for 1,000
-        # secrets are some 200,000 characters, and a lookup per character cost twice as much.
-        grams = {text[start : start + _MIN_REDACT] for start in range(len(text) - _MIN_REDACT + 1)}
-        for gram in grams.intersection(index):
-            tried.update(index[gram])
-        for i in sorted(tried):
-            secret = order[i]
+            for gram in grams.intersection(index):
+                tried |= index[gram]
+        for secret in sorted(tried, key=_longest_first):
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+    def _index_pending(self) -> None:
+        """Index the masks registered since the last time; all of them again only where a
+        shorter mask makes the stride shorter."""
+        pending, self._redact_pending = self._redact_pending, []
+        stride = min(self._redact_stride, *(len(s) - _MIN_REDACT + 1 for s in pending))
+        if stride < self._redact_stride:
+            self._redact_stride, self._redact_index = stride, {}
+            pending = [s for s in self._secrets if len(s) >= _MIN_REDACT]
+        for secret in pending:
+            for k in range(stride):
+                self._redact_index.setdefault(secret[k : k + _MIN_REDACT], set()).add(secret)
+        self._redact_starred.update(s for s in pending if "*" in s)
 
     # Log lines and annotations -----------------------------------------------------------
 
     def info(self, message: str) -> None:
         # Redact first: splitting first would cut a masked value at its line breaks (U+2028
         # and form feeds too) into pieces too short to be redacted.
-        for line in self.redact(message).splitlines() or [""]:
-            self._write(line)
+        self._write("\n".join(self.redact(message).splitlines() or [""]))
 
     def debug(self, message: str) -> None:
         if not self.debug_enabled:
