@@ -216,7 +216,10 @@ class Runtime:
 
     @classmethod
     def given(cls, python: str) -> Runtime:
-        """Another interpreter (a development environment, say) running the checkout's code."""
+        """Another interpreter (a development environment, say) running the checkout's code.
+        Made absolute, not resolved (a virtual environment's interpreter is a link): the runs
+        start in directories of their own."""
+        python = str(Path(python).absolute())
         return cls(python, (python, str(ENTRYPOINT)))
 
 
