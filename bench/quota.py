@@ -267,7 +267,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    args.runtime = harness.Runtime.given(str(Path(args.python).absolute()))
+    args.runtime = harness.Runtime.given(args.python)
     measured = harness.Measured(
         "python bench/quota.py " + " ".join(sys.argv[1:] if argv is None else argv)
     )
