@@ -8,7 +8,6 @@ import datetime
 import io
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +45,6 @@ class StsProxy(AwsProxy):
 
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream, Faults())
-        # A short poll interval: shutdown() waits up to one, and every test stops a proxy.
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
         self.signings: list[Signing] = []
         self.sts_codes: dict[int, tuple[str, str]] = {}
 

@@ -10,34 +10,13 @@ import select
 import socket
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"}
 
 
-class _Server:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.release = threading.Event()
-
-    def __enter__(self) -> Any:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class ForwardProxy(_Server):
+class ForwardProxy(LoopbackServer):
     """`.seen`: ("CONNECT", "host:port") or (METHOD, absolute URL), in order of arrival."""
 
     def __init__(self) -> None:
@@ -45,12 +24,7 @@ class ForwardProxy(_Server):
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_CONNECT(self) -> None:
                 proxy._note("CONNECT", self.path)
                 host, _, port = self.path.rpartition(":")
@@ -128,7 +102,7 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
         b.close()
 
 
-class HopLimitedMetadata(_Server):
+class HopLimitedMetadata(LoopbackServer):
     """EC2's metadata service as a container behind a hop limit of 1 sees it: the token PUT
     reaches it and its answer never comes back (the PUT hangs until the test ends); a GET
     without a token is refused 401, as on an instance that requires IMDSv2."""
@@ -138,12 +112,7 @@ class HopLimitedMetadata(_Server):
         self.gets = 0
         meta = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_PUT(self) -> None:
                 meta.puts += 1
                 meta.release.wait(60)

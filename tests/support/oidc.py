@@ -19,9 +19,10 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
+from tests.support.loopback import LoopbackServer, QuietHandler
 from tests.support.proxy import Call, Model
 
 Mode = Literal["ok", "5xx", "hang", "empty"]
@@ -106,7 +107,7 @@ def github_claims(
     return claims
 
 
-class OidcServer:
+class OidcServer(LoopbackServer):
     """Context manager. `.url` is the ACTIONS_ID_TOKEN_REQUEST_URL value (with its query),
     `.request_token` the bearer it expects, `.env()` both variables; `.mode` is how it answers
     from now on, and `.queue(...)` sets how the next requests answer before `.mode` applies."""
@@ -138,42 +139,21 @@ class OidcServer:
         self._key = secrets.token_bytes(32)
         self._queue: list[Mode] = []
         self._lock = threading.Lock()
-        self._release = threading.Event()
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 service._handle(self)
 
             def do_POST(self) -> None:
                 self.send_error(405)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        port = self.server.server_address[1]
+        super().__init__(Handler)
         plan, job = secrets.token_hex(8), secrets.token_hex(8)
         self.url = (
-            f"http://127.0.0.1:{port}/00000000-0000-0000-0000-000000000000/_apis/distributedtask"
+            f"{self.url}/00000000-0000-0000-0000-000000000000/_apis/distributedtask"
             f"/hubs/Actions/plans/{plan}/jobs/{job}/idtoken?api-version=2.0"
         )
-        # A short poll interval: shutdown() waits up to one, and every test stops a server.
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> OidcServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._release.set()  # let hanging handlers go
-        self.server.shutdown()
-        self.server.server_close()
 
     def env(self) -> dict[str, str]:
         return {
@@ -210,7 +190,7 @@ class OidcServer:
         if mode == "hang":
             with self._lock:
                 self.requests.append(TokenRequest(audience, True, 0))
-            self._release.wait(self.hang_seconds)
+            self.release.wait(self.hang_seconds)
             handler.close_connection = True
             return
         if mode == "5xx":

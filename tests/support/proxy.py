@@ -13,8 +13,10 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
+
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
@@ -160,7 +162,7 @@ class Model(Protocol):
         """(status, body) AWS would give for a call moto failed; None where AWS fails it too."""
 
 
-class AwsProxy:
+class AwsProxy(LoopbackServer):
     def __init__(
         self, upstream: str, faults: Faults | None = None, model: Model | None = None
     ) -> None:
@@ -178,14 +180,10 @@ class AwsProxy:
         self.closed = False
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
             # Headers and body go out in two writes; with Nagle on, the second waits for the
             # client's delayed ACK, adding some 40 ms to every call.
             disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_POST(self) -> None:
                 proxy._handle(self)
@@ -194,19 +192,11 @@ class AwsProxy:
             do_PUT = do_POST
             do_DELETE = do_POST
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> AwsProxy:
-        self._thread.start()
-        return self
+        super().__init__(Handler)
 
     def __exit__(self, *exc: object) -> None:
         self.closed = True
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc)
 
     def ops(self, service: str = "secretsmanager") -> list[str]:
         with self._lock:
