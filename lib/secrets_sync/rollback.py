@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import versions
 from .plan import Action, Step, owned_by
 from .sources import Desired
-from .state import Current, _from_entry, describe_error, error_code
+from .state import Current, describe, describe_error
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -40,12 +40,9 @@ def read_versions(
 
     def one(name: str) -> Current | str | None:
         try:
-            entry = client.describe_secret(SecretId=name)
+            return describe(client, name)
         except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
             return f"cannot read its versions with DescribeSecret ({describe_error(exc)})"
-        return _from_entry(entry, client.meta.region_name)
 
     names = list(names)
     found = dict(zip(names, executor.map(one, names), strict=True))

@@ -381,16 +381,22 @@ def read_unlisted(
     return {c.name: c for c in found if c is not None}
 
 
-def read_one(client: SecretsManagerClient, name: str) -> Current | None:
-    """One secret afresh, for a create that lost a race or a retry after a transient failure."""
+def describe(client: SecretsManagerClient, secret_id: str) -> Current | None:
+    """One secret as DescribeSecret has it now (tags, version map, replicas), without its value;
+    None if it does not exist. Any other failure is raised."""
     try:
-        entry = client.describe_secret(SecretId=name)
+        entry = client.describe_secret(SecretId=secret_id)
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             return None
         raise
-    current = _from_entry(entry, client.meta.region_name)
-    return current if current.deleted else read_value(client, current)
+    return _from_entry(entry, client.meta.region_name)
+
+
+def read_one(client: SecretsManagerClient, name: str) -> Current | None:
+    """One secret afresh, for a create that lost a race or a retry after a transient failure."""
+    current = describe(client, name)
+    return current if current is None or current.deleted else read_value(client, current)
 
 
 def read_current(
